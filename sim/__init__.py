@@ -1,0 +1,1 @@
+"""Task distributions over MuJoCo dynamics: MJCF, randomization specs and envs (installed as metabot.sim)."""
