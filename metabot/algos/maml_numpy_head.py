@@ -1,0 +1,208 @@
+"""Head-only policy-gradient adaptation in numpy: no torch, no autodiff.
+
+The gradient-based meta-learners (``anil``, and ``metasgd`` restricted to the head) adapt only
+the last layer of the policy: a linear Gaussian head ``mean = W @ f + b`` over features ``f``
+from a frozen body, with a fixed state-independent ``log_std``. For that head the gradient of
+the inner objective is analytic, so a robot computer with numpy alone (``metabot.runtime``)
+can run the same adaptation step the trainer differentiates through. The torch trainer uses
+the advantage functions here too, so there is one implementation of returns, baseline and
+advantages. This module must import nothing but numpy (tests check it).
+
+Inner objective (ProMP's low-variance-curvature form, maximized):
+
+    J(W, b) = sum_t w_t * exp(logp_new(a_t) - logp_0(a_t)) * A_t / sum_t w_t
+
+At the sampling parameters the ratio is 1 and dJ is the vanilla policy gradient
+``mean_t grad logp(a_t) * A_t``; later inner steps reweight by the ratio.
+
+Transitions are a dict of arrays over N steps, episodes back to back:
+``obs [N,O]``, ``actions [N,A]`` (the sampled, pre-clip action in the policy's [-1, 1] units),
+``rewards [N]``, ``ends [N]`` (1.0 on the last step of each episode), and, for the head,
+``features [N,F]`` (the body's output).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+# ------------------------------------------------------------------ returns and advantages
+def time_index(ends: np.ndarray) -> np.ndarray:
+    """Step index within its episode for each transition (episodes back to back)."""
+    ends = np.asarray(ends, dtype=bool)
+    t = np.zeros(len(ends), dtype=np.float64)
+    count = 0
+    for i in range(len(ends)):
+        t[i] = count
+        count = 0 if ends[i] else count + 1
+    return t
+
+
+def discounted_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> np.ndarray:
+    """Reward-to-go within each episode (no bootstrap past an episode's last step)."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    ends = np.asarray(ends, dtype=bool)
+    out = np.zeros_like(rewards)
+    running = 0.0
+    for i in range(len(rewards) - 1, -1, -1):
+        if ends[i]:
+            running = 0.0
+        running = rewards[i] + gamma * running
+        out[i] = running
+    return out
+
+
+def baseline_features(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Linear-feature-baseline features of Duan et al. 2016 (rllab/garage, used by ProMP)."""
+    o = np.clip(np.asarray(obs, dtype=np.float64), -10.0, 10.0)
+    al = np.asarray(t, dtype=np.float64)[:, None] / 100.0
+    return np.concatenate([o, o * o, al, al**2, al**3, np.ones_like(al)], axis=1)
+
+
+def fit_linear_baseline(
+    obs: np.ndarray, ends: np.ndarray, returns: np.ndarray, reg: float = 1e-5
+) -> np.ndarray:
+    """Ridge-regress returns on the baseline features; raise reg until the solve is finite."""
+    x = baseline_features(obs, time_index(ends))
+    xtx, xty = x.T @ x, x.T @ np.asarray(returns, dtype=np.float64)
+    eye = np.eye(x.shape[1])
+    for _ in range(6):
+        coef = np.linalg.lstsq(xtx + reg * eye, xty, rcond=None)[0]
+        if np.all(np.isfinite(coef)):
+            return coef
+        reg *= 10.0
+    return np.zeros(x.shape[1])
+
+
+def gae(
+    rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, gamma: float, lam: float
+) -> np.ndarray:
+    """Generalized advantage estimation with the value of a finished episode's end at 0."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    ends = np.asarray(ends, dtype=bool)
+    adv = np.zeros_like(rewards)
+    last = 0.0
+    for i in range(len(rewards) - 1, -1, -1):
+        next_value = 0.0 if ends[i] or i == len(rewards) - 1 else values[i + 1]
+        if ends[i]:
+            last = 0.0
+        delta = rewards[i] + gamma * next_value - values[i]
+        last = delta + gamma * lam * last
+        adv[i] = last
+    return adv
+
+
+def advantages(
+    obs: np.ndarray,
+    rewards: np.ndarray,
+    ends: np.ndarray,
+    *,
+    gamma: float = 0.99,
+    lam: float = 1.0,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Advantages against a linear baseline fitted on these same episodes (as ProMP does)."""
+    ends = np.asarray(ends, dtype=bool).copy()
+    ends[-1] = True  # a batch always ends an episode as far as the returns go
+    returns = discounted_returns(rewards, ends, gamma)
+    coef = fit_linear_baseline(obs, ends, returns)
+    values = baseline_features(obs, time_index(ends)) @ coef
+    adv = gae(rewards, values, ends, gamma, lam)
+    if normalize and len(adv) > 1:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    return adv
+
+
+# ------------------------------------------------------------------------- the linear head
+def head_log_prob(
+    features: np.ndarray, actions: np.ndarray, w: np.ndarray, b: np.ndarray, log_std: np.ndarray
+) -> np.ndarray:
+    """log N(actions; W f + b, diag(exp(log_std)^2)) per step."""
+    mean = features @ w.T + b
+    z = (actions - mean) / np.exp(log_std)
+    return -0.5 * np.sum(z * z, axis=1) - np.sum(log_std) - 0.5 * actions.shape[1] * LOG_2PI
+
+
+def head_gradient(
+    features: np.ndarray,
+    actions: np.ndarray,
+    adv: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    log_std: np.ndarray,
+    *,
+    logp_old: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient of J = sum w_t ratio_t A_t / sum w_t with respect to (W, b), in closed form.
+
+    d logp / d mean = (a - mean) / std^2, and d ratio = ratio * d logp; mean = W f + b.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    actions = np.asarray(actions, dtype=np.float64)
+    mean = features @ w.T + b
+    dlogp_dmean = (actions - mean) / np.exp(2.0 * log_std)  # [N, A]
+    coeff = np.asarray(adv, dtype=np.float64)
+    if logp_old is not None:
+        coeff = coeff * np.exp(head_log_prob(features, actions, w, b, log_std) - logp_old)
+    if weights is not None:
+        coeff = coeff * weights
+        total = float(np.sum(weights))
+    else:
+        total = float(len(coeff))
+    g_mean = dlogp_dmean * coeff[:, None] / total  # [N, A]
+    return g_mean.T @ features, g_mean.sum(axis=0)
+
+
+def head_update(
+    w: np.ndarray,
+    b: np.ndarray,
+    log_std: np.ndarray,
+    features: np.ndarray,
+    actions: np.ndarray,
+    adv: np.ndarray,
+    step_w: float | np.ndarray,
+    step_b: float | np.ndarray,
+    *,
+    inner_steps: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``inner_steps`` ascent steps on J; steps are scalars or per-parameter (Meta-SGD) arrays."""
+    logp_old = head_log_prob(features, actions, w, b, log_std)
+    for _ in range(inner_steps):
+        g_w, g_b = head_gradient(features, actions, adv, w, b, log_std, logp_old=logp_old)
+        w, b = w + step_w * g_w, b + step_b * g_b
+    return w, b
+
+
+def adapt_head(
+    head: dict[str, Any], transitions: dict[str, np.ndarray], spec: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """The robot-side adaptation step: transitions in, adapted head out (numpy only).
+
+    ``head`` holds ``weight [A,F]``, ``bias [A]``, ``log_std [A]``; ``spec`` holds ``gamma``,
+    ``gae_lambda``, ``inner_steps``, and ``step_weight`` / ``step_bias`` (scalars or arrays
+    shaped like the parameters). ``transitions['features']`` are the frozen body's outputs.
+    """
+    adv = advantages(
+        transitions["obs"],
+        transitions["rewards"],
+        transitions["ends"],
+        gamma=float(spec["gamma"]),
+        lam=float(spec["gae_lambda"]),
+    )
+    w, b = head_update(
+        np.asarray(head["weight"], dtype=np.float64),
+        np.asarray(head["bias"], dtype=np.float64),
+        np.asarray(head["log_std"], dtype=np.float64),
+        transitions["features"],
+        transitions["actions"],
+        adv,
+        np.asarray(spec["step_weight"], dtype=np.float64),
+        np.asarray(spec["step_bias"], dtype=np.float64),
+        inner_steps=int(spec["inner_steps"]),
+    )
+    return {"weight": w, "bias": b, "log_std": np.asarray(head["log_std"], dtype=np.float64)}
