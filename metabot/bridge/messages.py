@@ -109,6 +109,7 @@ class Status(enum.IntFlag):
     LIMIT_CLAMPED = 0x20
     FAULT = 0x40
     COMMAND_EXPIRED = 0x80
+    TORQUE_ON = 0x100
 
 
 _SCALAR_TYPES = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "f32": "f"}
