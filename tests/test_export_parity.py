@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from metabot import __version__
+from metabot.errors import ArtifactError
 from metabot.export.onnx_export import export_module
 from metabot.export.parity import TOLERANCE, TorchStepper
 from metabot.runtime import load
@@ -165,3 +166,20 @@ def test_toy_parity(tmp_path, algorithm):
             atol=TOLERANCE,
             rtol=0,
         )
+
+
+class BranchyAgent(MlpAgent):
+    """Python control flow on data: tracing freezes one branch, a classic silent export bug."""
+
+    def forward(self, obs, prev_action, prev_reward, first, privileged):
+        out = super().forward(obs, prev_action, prev_reward, first, privileged)[0]
+        return (out if float(obs.sum()) > 0 else -out,)
+
+
+def test_parity_catches_a_wrong_graph(tmp_path):
+    torch.manual_seed(0)
+    module = BranchyAgent().eval()
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ArtifactError, match="parity failed"):
+        export_module(module, out, toy_metadata(module, "dr"), [])
+    assert not out.exists() and not list(tmp_path.iterdir())
