@@ -201,11 +201,12 @@ def test_numpy_head_module_imports_without_torch():
         "sys.meta_path.insert(0, Block())\n"
         "import metabot.algos.maml_numpy_head as m\n"
         "import numpy as np\n"
-        "out = m.adapt_head({'weight': np.zeros((1, 2)), 'bias': np.zeros(1),"
+        "out = m.adapt_head({'head.weight': np.zeros((1, 2)), 'head.bias': np.zeros(1),"
         " 'log_std': np.zeros(1)}, {'obs': np.ones((3, 1)), 'features': np.ones((3, 2)),"
         " 'actions': np.ones((3, 1)), 'rewards': np.arange(3.0), 'ends': np.array([0, 0, 1])},"
-        " {'gamma': 0.99, 'gae_lambda': 1.0, 'inner_steps': 1, 'step_weight': 0.1,"
-        " 'step_bias': 0.1})\n"
-        "assert out['weight'].shape == (1, 2)\n"
+        " {'gamma': 0.99, 'gae_lambda': 1.0, 'inner_steps': 1,"
+        " 'step_sizes': {'head.weight': 0.1, 'head.bias': 0.1}})\n"
+        "assert out['head.weight'].shape == (1, 2)\n"
+        "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -178,31 +178,61 @@ def head_update(
     return w, b
 
 
-def adapt_head(
-    head: dict[str, Any], transitions: dict[str, np.ndarray], spec: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    """The robot-side adaptation step: transitions in, adapted head out (numpy only).
+def normalize_obs(obs: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """The agent's frozen observation normalizer (``obs_mean``, ``obs_var``, ``obs_clip``)."""
+    if "obs_mean" not in spec:
+        return np.asarray(obs, dtype=np.float64)
+    mean = np.asarray(spec["obs_mean"], dtype=np.float64)
+    std = np.sqrt(np.asarray(spec["obs_var"], dtype=np.float64) + float(spec.get("obs_eps", 1e-8)))
+    clip = float(spec.get("obs_clip", 10.0))
+    return np.clip((np.asarray(obs, dtype=np.float64) - mean) / std, -clip, clip)
 
-    ``head`` holds ``weight [A,F]``, ``bias [A]``, ``log_std [A]``; ``spec`` holds ``gamma``,
-    ``gae_lambda``, ``inner_steps``, and ``step_weight`` / ``step_bias`` (scalars or arrays
-    shaped like the parameters). ``transitions['features']`` are the frozen body's outputs.
+
+def body_features(params: dict[str, np.ndarray], obs_norm: np.ndarray) -> np.ndarray:
+    """The frozen tanh body in numpy: ``body.{2i}.weight/bias`` as torch names them."""
+    x = np.asarray(obs_norm, dtype=np.float64)
+    i = 0
+    while f"body.{i}.weight" in params:
+        x = np.tanh(x @ np.asarray(params[f"body.{i}.weight"], dtype=np.float64).T
+                    + np.asarray(params[f"body.{i}.bias"], dtype=np.float64))
+        i += 2
+    return x
+
+
+def adapt_head(
+    params: dict[str, Any], transitions: dict[str, np.ndarray], spec: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """The robot-side adaptation step: transitions in, adapted parameters out (numpy only).
+
+    ``params`` uses the torch names: ``head.weight [A,F]``, ``head.bias [A]``, ``log_std [A]``
+    and, unless ``transitions['features']`` (the frozen body's outputs) is given, the body's
+    ``body.{i}.weight/bias``. ``spec`` holds ``gamma``, ``gae_lambda``, ``inner_steps``,
+    ``step_sizes`` (``head.weight`` / ``head.bias`` -> scalar or array shaped like the
+    parameter) and, optionally, the normalizer (``obs_mean``, ``obs_var``, ``obs_clip``):
+    ``obs`` are then the raw observations, normalized here as the agent does.
+    Returns a copy of ``params`` with the head replaced.
     """
+    obs = normalize_obs(transitions["obs"], spec)
+    features = transitions.get("features")
+    if features is None:
+        features = body_features(params, obs)
     adv = advantages(
-        transitions["obs"],
+        obs,
         transitions["rewards"],
         transitions["ends"],
         gamma=float(spec["gamma"]),
         lam=float(spec["gae_lambda"]),
     )
+    steps = spec["step_sizes"]
     w, b = head_update(
-        np.asarray(head["weight"], dtype=np.float64),
-        np.asarray(head["bias"], dtype=np.float64),
-        np.asarray(head["log_std"], dtype=np.float64),
-        transitions["features"],
-        transitions["actions"],
+        np.asarray(params["head.weight"], dtype=np.float64),
+        np.asarray(params["head.bias"], dtype=np.float64),
+        np.asarray(params["log_std"], dtype=np.float64),
+        np.asarray(features, dtype=np.float64),
+        np.asarray(transitions["actions"], dtype=np.float64),
         adv,
-        np.asarray(spec["step_weight"], dtype=np.float64),
-        np.asarray(spec["step_bias"], dtype=np.float64),
+        np.asarray(steps["head.weight"], dtype=np.float64),
+        np.asarray(steps["head.bias"], dtype=np.float64),
         inner_steps=int(spec["inner_steps"]),
     )
-    return {"weight": w, "bias": b, "log_std": np.asarray(head["log_std"], dtype=np.float64)}
+    return {**params, "head.weight": w, "head.bias": b}
