@@ -1,0 +1,145 @@
+"""`rma`: Rapid Motor Adaptation (Kumar et al. 2021), two phases in one run.
+
+1. Teacher (first `teacher_fraction` of the steps): PPO trains the base policy
+   pi(obs, z) with z = encoder(true normalized dynamics features), and the critic.
+2. Student (the rest): pi and the encoder are frozen; the adaptation module regresses z
+   from the last H history entries, on rollouts of the student itself (DAgger-style:
+   the states visited are the ones the deployed student will visit). Rollouts hold
+   several episodes per task with the history carried over, as on a robot.
+
+The exported agent is the student (`RMAAgent.forward`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from metabot.algos.agents import Agent, RMAAgent
+from metabot.algos.baselines import FeedForwardPPO, reset_seeds, sample_batch
+from metabot.algos.ppo import PPOConfig, gaussian_log_prob
+from metabot.algos.registry import register
+from metabot.algos.rollout import collect
+from metabot.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RMAConfig(PPOConfig):
+    hidden: tuple[int, ...] = (256, 256)
+    latent_dim: int = 8
+    encoder_hidden: tuple[int, ...] = (64,)
+    history_len: int = 40
+    adapt_channels: int = 32
+    teacher_fraction: float = 0.75
+    student_episodes: int = 3  # episodes per task in a student rollout (history carried)
+    student_lr: float = 1e-3
+    student_epochs: int = 4
+    student_minibatch: int = 512
+    student_explore: bool = True  # sample actions with the policy's std in student rollouts
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 < self.teacher_fraction < 1.0:
+            raise ConfigError("config key 'teacher_fraction' must lie in (0, 1)")
+        if self.history_len < 8:
+            raise ConfigError("config key 'history_len' must be >= 8")
+
+
+@register
+class RMA(FeedForwardPPO):
+    name = "rma"
+    Config = RMAConfig
+
+    def __init__(self, dist: Any, config: RMAConfig, seed: int, total_steps: int):
+        super().__init__(dist, config, seed, total_steps)
+        torch.manual_seed(self.seed)
+        self.agent = RMAAgent(
+            dist.obs_dim, dist.act_dim, dist.oracle_dim, latent_dim=config.latent_dim,
+            hidden=list(config.hidden), encoder_hidden=list(config.encoder_hidden),
+            history_len=config.history_len, adapt_channels=config.adapt_channels,
+            init_log_std=config.init_log_std,
+        )
+        a = self.agent
+        teacher_params = [*a.encoder.parameters(), *a.actor.parameters(),
+                          *a.critic.parameters(), a.log_std]
+        self.setup_optimizer(teacher_params)
+        self.student_optimizer = torch.optim.Adam(a.adapt.parameters(), lr=config.student_lr)
+
+    @property
+    def phase(self) -> str:
+        limit = self.config.teacher_fraction * self.total_steps
+        return "teacher" if self.env_steps < limit else "student"
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optimizer": self.optimizer, "student": self.student_optimizer}
+
+    def final_agent(self) -> Agent:
+        return self.agent
+
+    # teacher policy for FeedForwardPPO
+    def actor_mean(self, obs, privileged):
+        return self.agent.actor_mean(obs, self.agent.teacher_latent(privileged))
+
+    def value_norm(self, obs, privileged):
+        return self.agent.value(obs, privileged)
+
+    def train_iteration(self) -> dict[str, float]:
+        if self.phase == "teacher":
+            stats = self.ppo_iteration()
+            stats["phase"] = 0.0
+            return stats
+        return self.student_iteration()
+
+    # -- student ---------------------------------------------------------------------------
+    def _student_step(self, obs, prev_action, prev_reward, first, privileged, history):
+        agent = self.agent
+        if history is None:
+            history = agent.initial_state(obs.shape[0])[0]
+        entry = agent.entry(obs, prev_action, first)
+        history = agent.push(history, entry)
+        mean = agent.actor_mean(obs, agent.adapt(history))
+        action = mean
+        if self.config.student_explore:
+            action = mean + agent.log_std.exp() * torch.randn(mean.shape, generator=self.torch_gen)
+        logp = gaussian_log_prob(mean, agent.log_std, action)
+        return action, logp, torch.zeros(obs.shape[0]), history, {"entry": entry}
+
+    def student_iteration(self) -> dict[str, float]:
+        cfg, agent = self.config, self.agent
+        envs = sample_batch(self, cfg.num_envs)
+        steps = cfg.student_episodes * envs.episode_steps
+        rollout, _ = collect(
+            envs, self._student_step, steps, reset_seeds(self, cfg.num_envs), agent.act_dim
+        )
+        envs.close()
+        H = agent.history_len
+        entries = torch.as_tensor(rollout.extras["entry"]).transpose(0, 1)  # [N,T,F]
+        padded = torch.cat([torch.zeros(envs.n, H - 1, entries.shape[-1]), entries], 1)
+        windows = padded.unfold(1, H, 1).transpose(2, 3)  # [N,T,H,F]; window t ends at entry t
+        with torch.no_grad():
+            target = agent.teacher_latent(torch.as_tensor(envs.privileged))  # [N,Z]
+        n_items = envs.n * steps
+        losses = []
+        for _ in range(cfg.student_epochs):
+            perm = torch.randperm(n_items, generator=self.torch_gen)
+            for start in range(0, n_items, cfg.student_minibatch):
+                idx = perm[start : start + cfg.student_minibatch]
+                env_i, t_i = idx // steps, idx % steps
+                pred = agent.adapt(windows[env_i, t_i])
+                loss = ((pred - target[env_i]) ** 2).mean()
+                self.student_optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(agent.adapt.parameters(), 1.0)
+                self.student_optimizer.step()
+                losses.append(loss.item())
+        self.iteration += 1
+        self.env_steps += steps * cfg.num_envs
+        return {
+            "return": float(np.mean(rollout.episode_returns)),
+            "z_mse": float(np.mean(losses[-max(1, len(losses) // cfg.student_epochs):])),
+            "z_var": float(target.var(0).mean()),
+            "phase": 1.0,
+        }
