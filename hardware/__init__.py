@@ -1,1 +1,4 @@
-"""Robot interface, serial backend, safety layer, control loop and mock robot (installed as metabot.hardware)."""
+"""metabot.hardware: Robot interface, serial backend, safety layer, control loop, cycle log.
+
+The mock robot (mock_*.py) imports MuJoCo and is only imported on demand.
+"""
