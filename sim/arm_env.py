@@ -312,14 +312,29 @@ class ArmReachDistribution:
         weak = None
         if kp is not None and kp.per == "each":
             ids = self._rand.elements[kp.name]
-            chain = [c.joint_index for c in self.arm.chain if c.joint_index >= 0]
-            weak = [ids.index(a) for a in chain if a in ids] or None
+            # the weak servo of the `fault` split is one that moves the tool (FK Jacobian at
+            # home is non-zero): a weak wrist roll or gripper would be no fault at all
+            home = np.asarray(self.arm.home)
+            tip0 = armlib.forward_kinematics(self.arm, home)
+            moves = [
+                j
+                for j in range(self.arm.n_joints)
+                if np.linalg.norm(
+                    armlib.forward_kinematics(self.arm, home + 1e-3 * np.eye(len(home))[j]) - tip0
+                )
+                > 1e-6
+            ]
+            weak = [ids.index(a) for a in moves if a in ids] or None
         self._sampler = SpecSampler(self.spec, self._rand.counts(), fault_weak=weak)
 
     # -- the TaskDistribution contract ----------------------------------------------------
     @property
     def dt(self) -> float:
         return self.spec.control_dt
+
+    @property
+    def substeps(self) -> int:
+        return self.spec.substeps
 
     @property
     def obs_dim(self) -> int:

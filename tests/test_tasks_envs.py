@@ -1,0 +1,141 @@
+"""Envs of every distribution: check_env, determinism, sensitivity to dynamics, vector env."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from metabot.sim import arm
+
+from metabot import tasks
+
+ARMS = [n for n in tasks.names() if n.startswith("arm")]
+
+
+def _rollout(env, actions, seed):
+    obs, _ = env.reset(seed=seed)
+    out = [np.append(obs, 0.0)]
+    for a in actions:
+        obs, r, term, trunc, info = env.step(a)
+        out.append(np.append(obs, r))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_check_env_and_dt(name):
+    dist = tasks.get(name)
+    task = dist.sample(1, split="test", seed=0)[0]
+    env = dist.make_env(task, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+    assert env.unwrapped.dt == pytest.approx(dist.dt)
+    assert env.observation_space.shape == (dist.obs_dim,)
+
+
+@pytest.mark.parametrize("name", tasks.names())
+def test_same_seed_bit_identical(name):
+    dist = tasks.get(name)
+    task = dist.sample(1, split="train", seed=1)[0]
+    env = dist.make_env(task, seed=0)
+    env.action_space.seed(0)
+    acts = [env.action_space.sample() for _ in range(30)]
+    a = _rollout(dist.make_env(task, seed=0), acts, seed=5)
+    b = _rollout(dist.make_env(task, seed=0), acts, seed=5)
+    assert np.array_equal(a, b)
+    c = _rollout(dist.make_env(task, seed=0), acts, seed=6)
+    assert not np.array_equal(a, c)  # the seed matters (goal, noise)
+
+
+@pytest.mark.parametrize("name", ARMS)
+def test_mass_and_gain_change_trajectories(name):
+    dist = tasks.get(name)
+    base = dist.sample(1, split="train", seed=2)[0]
+    d = base.to_dict()
+    d["params"]["obs_noise"] = [0.0]
+    d["params"]["latency"] = [0.0]
+    t0 = tasks.Task.from_dict(d)
+    heavy = tasks.Task.from_dict({**d, "params": {**d["params"], "payload": [0.2]}})
+    weak = tasks.Task.from_dict(
+        {**d, "params": {**d["params"], "servo_gain": [0.4] * len(d["params"]["servo_gain"])}}
+    )
+    acts = [np.full(dist.act_dim, 0.3, dtype=np.float32)] * 40
+    ref = _rollout(dist.make_env(t0, seed=0), acts, seed=1)
+    for other in (heavy, weak):
+        traj = _rollout(dist.make_env(other, seed=0), acts, seed=1)
+        assert np.abs(traj[1:, : dist.act_dim] - ref[1:, : dist.act_dim]).max() > 1e-3
+
+
+@pytest.mark.parametrize("name", ARMS)
+def test_build_model_scales_kp_in_gain_and_bias(name):
+    dist = tasks.get(name)
+    t = dist.sample(1, split="train", seed=4)[0]
+    m = dist.build_model(t)
+    kp = m.actuator_gainprm[:, 0]
+    assert np.allclose(m.actuator_biasprm[:, 1], -kp)
+    nominal = dist.build_model(
+        tasks.Task.from_dict(
+            {**t.to_dict(), "params": {**t.to_dict()["params"], "servo_gain": [1.0] * dist.act_dim}}
+        )
+    )
+    assert np.allclose(kp, nominal.actuator_gainprm[:, 0] * t.param("servo_gain"))
+    assert m.opt.timestep == pytest.approx(dist.spec.physics_dt)
+
+
+@pytest.mark.parametrize("name", ARMS)
+def test_vec_env_matches_single_env_and_autoresets(name):
+    dist = tasks.get(name)
+    ts = dist.sample(3, split="train", seed=5)
+    vec = dist.make_vec_env(ts[:1], seed=9)
+    assert isinstance(vec, gym.vector.VectorEnv)
+    single = dist.make_env(ts[0], seed=9)
+    vo, _ = vec.reset(seed=9)
+    so, _ = single.reset(seed=9)
+    assert np.array_equal(vo[0], so)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        a = rng.uniform(-1, 1, (1, dist.act_dim)).astype(np.float32)
+        vo, vr, _, _, _ = vec.step(a)
+        so, sr, _, _, _ = single.step(a[0])
+        assert np.array_equal(vo[0], so) and vr[0] == sr
+    vec.close()
+
+    vec = dist.make_vec_env(ts, seed=0)
+    obs, _ = vec.reset(seed=0)
+    horizon = dist.spec.episode_steps
+    for step in range(horizon):
+        obs, rew, term, trunc, info = vec.step(np.zeros((3, dist.act_dim), np.float32))
+        assert obs.shape == (3, dist.obs_dim) and rew.shape == (3,)
+        assert not term.any()
+        assert trunc.all() == (step == horizon - 1)
+    assert info["_final_obs"].all() and info["final_obs"].shape == (3, dist.obs_dim)
+    assert not np.array_equal(info["final_obs"], obs)  # obs already starts the next episode
+    assert np.all(info["episode_tip_error"] > 0)
+    vec.close()
+
+
+def test_observation_is_the_shared_numpy_function():
+    dist = tasks.get("arm6-reach")
+    t = tasks.Task.from_dict(
+        {
+            **dist.sample(1, seed=0)[0].to_dict(),
+        }
+    )
+    env = dist.make_env(t, seed=0)
+    env.reset(seed=0)
+    b = env.batch
+    q, qd, eff, goal = b.q.copy(), b.qd.copy(), b.effort.copy(), b.goal.copy()
+    noise = b.noise.copy()
+    b.noise[:] = 0.0
+    obs = b.observe()
+    b.noise[:] = noise
+    expect = arm.observe(dist.arm, b._encoder(q), qd, eff, goal)
+    assert np.array_equal(obs, expect)
+    assert np.allclose(
+        obs[0, -3:] * arm.ERR_SCALE,
+        goal[0] - arm.forward_kinematics(dist.arm, b._encoder(q[0])),
+        atol=1e-6,
+    )
