@@ -8,27 +8,19 @@ import pytest
 from metabot.deploy import report
 
 
-def test_normalized_score_hand_computed():
-    dr = np.array([-10.0, -20.0])  # mean -15
-    oracle = np.array([-2.0, -4.0])  # mean -3
-    adapted = np.array([-6.0, -6.0])  # mean -6 -> (−6+15)/12 = 0.75
-    assert report.normalized_score(adapted, dr, oracle) == pytest.approx(0.75)
-    assert report.normalized_score(dr, dr, oracle) == pytest.approx(0.0)
-    assert report.normalized_score(oracle, dr, oracle) == pytest.approx(1.0)
-    assert np.isnan(report.normalized_score(adapted, dr, dr))
-
-
-def test_bootstrap_interval_contains_point_and_is_seeded():
-    rng = np.random.default_rng(0)
-    dr = rng.normal(-20, 2, 8)
-    oracle = dr + 10 + rng.normal(0, 1, 8)
-    adapted = dr + 8 + rng.normal(0, 1, 8)
-    s, ci, gap_ci = report.bootstrap_score(adapted, dr, oracle, seed=3)
-    assert ci[0] <= s <= ci[1]
-    assert gap_ci[0] > 0  # the oracle-dr gap is clearly non-zero here
-    assert report.bootstrap_score(adapted, dr, oracle, seed=3) == (s, ci, gap_ci)
-    with pytest.raises(ValueError):
-        report.bootstrap_score(adapted[:3], dr, oracle)
+def test_summary_uses_the_protocol_arithmetic():
+    dr = np.array([-10.0, -20.0, -15.0])  # mean -15
+    oracle = np.array([-2.0, -4.0, -3.0])  # mean -3
+    adapted = {0: [-15.0, -15.0, -15.0], 50: [-6.0, -6.0, -6.0]}  # S = 0 and 0.75
+    out = report.adaptation_summary(adapted, dr, oracle, seed=3)
+    assert out["normalized_score"]["0"] == pytest.approx(0.0)
+    assert out["normalized_score"]["50"] == pytest.approx(0.75)
+    lo, hi = out["ci95"]["50"]
+    assert lo <= 0.75 <= hi
+    assert out["worth_adapting"] and out["budget_unit"] == "control_steps"
+    assert report.adaptation_summary(adapted, dr, oracle, seed=3) == out  # seeded
+    same = report.adaptation_summary(adapted, dr, dr, seed=3)  # no gap: no S reported
+    assert same["normalized_score"]["50"] is None and not same["worth_adapting"]
 
 
 def test_time_to_recover_and_smoothness():

@@ -1,9 +1,10 @@
 """Deploy reports: summary statistics, report.json and the PNG adaptation curve.
 
 Only numpy and matplotlib (Agg backend) are used here, so a robot computer with the core
-install can write its own reports. The normalized score follows the one evaluation
-protocol (docs/algorithms.md): S(k) = (mean R_k - mean R_dr) / (mean R_oracle - mean R_dr),
-averaged over tasks first, with a 95% interval by bootstrap over tasks.
+install can write its own reports. The normalized score and the physical metrics are the
+evaluation protocol's own pure-numpy functions (metabot.evaluation.score / .metrics):
+S(k) = (mean R_k - mean R_dr) / (mean R_oracle - mean R_dr), averaged over tasks first,
+with a 95% interval by bootstrap over tasks.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from metabot.evaluation import metrics, score
 
 
 def percentiles_us(values_s: Sequence[float]) -> dict[str, float]:
@@ -39,14 +42,8 @@ def smoothness(actions: np.ndarray) -> float:
 
 
 def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Trailing rolling mean; the first window-1 values average what exists so far."""
-    x = np.asarray(x, dtype=float)
-    if x.size == 0:
-        return x
-    c = np.cumsum(np.insert(x, 0, 0.0))
-    idx = np.arange(1, x.size + 1)
-    lo = np.maximum(idx - window, 0)
-    return (c[idx] - c[lo]) / (idx - lo)
+    """Trailing rolling mean (the evaluation protocol's, metabot.evaluation.metrics)."""
+    return metrics.rolling_mean(np.asarray(x, dtype=float), window)
 
 
 def time_to_recover(
@@ -57,60 +54,16 @@ def time_to_recover(
     window: int = 20,
     tolerance: float = 0.10,
 ) -> int | None:
-    """Steps after `switch_step` until the rolling tip error is within 10% of the reference's.
+    """Steps after `switch_step` until the rolling tip error is within 10% of the oracle's.
 
-    The reference is the oracle's tip error on the same task and switch (docs/algorithms.md).
-    The first full window after the switch is the earliest possible answer, so the result
-    is >= `window`. Returns None when the agent never recovers within the recorded steps.
+    The evaluation protocol's definition (metabot.evaluation.metrics.time_to_recover) for
+    one robot; None when the agent never recovers within the recorded steps.
     """
-    a = rolling_mean(np.asarray(tip_error, dtype=float)[switch_step:], window)
-    b = rolling_mean(np.asarray(reference_error, dtype=float)[switch_step:], window)
+    a = np.asarray(tip_error, dtype=float)
+    b = np.asarray(reference_error, dtype=float)
     n = min(a.size, b.size)
-    for i in range(window - 1, n):
-        if a[i] <= b[i] * (1.0 + tolerance):
-            return int(i + 1)
-    return None
-
-
-def normalized_score(
-    returns: np.ndarray, dr_returns: np.ndarray, oracle_returns: np.ndarray
-) -> float:
-    """S = (mean R - mean R_dr) / (mean R_oracle - mean R_dr); NaN when the gap is zero."""
-    gap = float(np.mean(oracle_returns) - np.mean(dr_returns))
-    if gap == 0.0:
-        return float("nan")
-    return float((np.mean(returns) - np.mean(dr_returns)) / gap)
-
-
-def bootstrap_score(
-    returns: np.ndarray,
-    dr_returns: np.ndarray,
-    oracle_returns: np.ndarray,
-    *,
-    n_boot: int = 2000,
-    seed: int = 0,
-) -> tuple[float, tuple[float, float], tuple[float, float]]:
-    """S with its 95% bootstrap interval over tasks, and the oracle-dr gap's 95% interval.
-
-    All three arrays are per-task means (same task order). Tasks are resampled jointly so
-    that the three agents keep meeting the same tasks inside every resample.
-    """
-    r = np.asarray(returns, dtype=float)
-    d = np.asarray(dr_returns, dtype=float)
-    o = np.asarray(oracle_returns, dtype=float)
-    if not (r.shape == d.shape == o.shape) or r.ndim != 1 or r.size == 0:
-        raise ValueError("per-task returns must be 1-D arrays of the same length")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, r.size, size=(n_boot, r.size))
-    rm, dm, om = r[idx].mean(1), d[idx].mean(1), o[idx].mean(1)
-    gap = om - dm
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(gap != 0.0, (rm - dm) / gap, np.nan)
-    s = s[np.isfinite(s)]
-    ci = (float(np.percentile(s, 2.5)), float(np.percentile(s, 97.5))) if s.size else (
-        float("nan"), float("nan"))
-    gap_ci = (float(np.percentile(gap, 2.5)), float(np.percentile(gap, 97.5)))
-    return normalized_score(r, d, o), ci, gap_ci
+    out = metrics.time_to_recover(a[:n, None], b[:n, None], switch_step, window, tolerance)[0]
+    return None if not np.isfinite(out) else int(out)
 
 
 def adaptation_summary(
@@ -122,29 +75,18 @@ def adaptation_summary(
 ) -> dict[str, Any]:
     """The evaluation JSON keys for one set of tasks: budget -> S, ci95, returns, baselines.
 
-    `adaptive[k][i]` is the adaptive agent's return on task i after k steps of interaction;
-    `dr[i]`/`oracle[i]` are the baselines' returns on the same task i.
+    `adaptive[k][i]` is the adaptive agent's return on task i after k control steps of
+    interaction; `dr[i]`/`oracle[i]` are the baselines' returns on the same task i. The
+    arithmetic is the evaluation protocol's (metabot.evaluation.score), so a deploy report
+    and `metabot eval` mean the same thing by S(k).
     """
-    out: dict[str, Any] = {
-        "budget_unit": "control_steps",
-        "normalized_score": {},
-        "ci95": {},
-        "return": {},
-        "dr_return": float(np.mean(dr)),
-        "oracle_return": float(np.mean(oracle)),
-    }
-    gap_ci = None
-    for k in sorted(adaptive):
-        s, ci, gap_ci = bootstrap_score(
-            np.asarray(adaptive[k]), np.asarray(dr), np.asarray(oracle), seed=seed + k
-        )
-        out["normalized_score"][str(k)] = s
-        out["ci95"][str(k)] = list(ci)
-        out["return"][str(k)] = float(np.mean(adaptive[k]))
-    if gap_ci is not None:
-        out["oracle_dr_gap_ci95"] = list(gap_ci)
-        out["gap_significant"] = bool(gap_ci[0] > 0.0)
-    return out
+    curve = score.adaptation_curve(
+        {int(k): np.asarray(v, dtype=float) for k, v in sorted(adaptive.items())},
+        np.asarray(dr, dtype=float),
+        np.asarray(oracle, dtype=float),
+        seed=seed,
+    )
+    return {"budget_unit": "control_steps", **curve}
 
 
 def _json_safe(obj: Any) -> Any:
@@ -188,8 +130,10 @@ def plot_score_curve(path: str | os.PathLike, summary: Mapping[str, Any], title:
     """The adaptation curve S(k) with its 95% interval against dr (0) and oracle (1)."""
     plt = _pyplot()
     ks = sorted(int(k) for k in summary["normalized_score"])
-    s = np.array([summary["normalized_score"][str(k)] for k in ks], dtype=float)
-    ci = np.array([summary["ci95"][str(k)] for k in ks], dtype=float).reshape(-1, 2)
+    s = np.array([_num(summary["normalized_score"][str(k)]) for k in ks], dtype=float)
+    ci = np.array(
+        [summary["ci95"][str(k)] or (np.nan, np.nan) for k in ks], dtype=float
+    ).reshape(-1, 2)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     ax.fill_between(ks, ci[:, 0], ci[:, 1], alpha=0.25, label="95% interval (bootstrap)")
     ax.plot(ks, s, "o-", label="adaptive agent S(k)")
@@ -246,6 +190,10 @@ def plot_episode_curve(
     ax1.set_title(title)
     ax1.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _num(v: Any) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
