@@ -192,37 +192,31 @@ class ArmDescription:
         )
 
 
-def _rot_batch(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rodrigues rotation matrices for a batch of angles about one unit axis: (..., 3, 3)."""
-    axis = axis / np.linalg.norm(axis)
-    kx = np.array(
-        [[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]], dtype=np.float64
-    )
-    s, c = np.sin(angle)[..., None, None], np.cos(angle)[..., None, None]
-    return np.eye(3) + s * kx + (1 - c) * (kx @ kx)
-
-
 def forward_kinematics(desc: ArmDescription, q: np.ndarray) -> np.ndarray:
-    """Tool position (m, base frame) for joint positions q of shape (..., n) -> (..., 3)."""
+    """Tool position (m, base frame) for joint positions q of shape (..., n) -> (..., 3).
+
+    Maps the tool point from the last body back to the base, one link at a time, with
+    Rodrigues' formula on vectors: only (..., 3) arithmetic, no batched 3x3 products, which
+    keeps FK a small fraction of a batched env step.
+    """
     q = np.asarray(q, dtype=np.float64)
-    batch = q.shape[:-1]
-    pos = np.zeros((*batch, 3))
-    rot = np.broadcast_to(np.eye(3), (*batch, 3, 3)).copy()
-    for link in desc.chain:
-        pos = pos + rot @ np.asarray(link.pos)
-        rot = rot @ np.asarray(link.rot)
+    p = np.broadcast_to(np.asarray(desc.tool_pos, dtype=np.float64), (*q.shape[:-1], 3))
+    for link in reversed(desc.chain):
         if link.joint_index >= 0:
-            axis = np.asarray(link.joint_axis)
-            angle = q[..., link.joint_index]
+            axis = np.asarray(link.joint_axis, dtype=np.float64)
+            axis = axis / np.linalg.norm(axis)
+            angle = q[..., link.joint_index, None]
             if link.joint_type == "hinge":
-                jp = np.asarray(link.joint_pos)
-                # rotate about the joint anchor: x -> jp + R (x - jp)
-                r = _rot_batch(axis, angle)
-                pos = pos + rot @ jp - (rot @ r) @ jp
-                rot = rot @ r
+                jp = np.asarray(link.joint_pos, dtype=np.float64)
+                v = p - jp
+                c, s = np.cos(angle), np.sin(angle)
+                x, y, z = axis
+                kx = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])  # v @ kx.T = axis x v
+                p = jp + v * c + (v @ kx.T) * s + axis * ((v @ axis)[..., None] * (1 - c))
             else:
-                pos = pos + (rot @ axis) * angle[..., None]
-    return pos + rot @ np.asarray(desc.tool_pos)
+                p = p + axis * angle
+        p = np.asarray(link.pos) + p @ np.asarray(link.rot).T
+    return p
 
 
 def tip_error(desc: ArmDescription, q: np.ndarray, goal: np.ndarray) -> np.ndarray:

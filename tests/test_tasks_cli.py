@@ -58,7 +58,7 @@ def test_bad_input_one_line_nonzero(args):
 def test_bench_sim_keys(tmp_path):
     out = tmp_path / "sim.json"
     argv = ["bench", "sim", "--tasks", "arm2d-reach", "--n-envs", "8", "--gym-envs", "2"]
-    assert main([*argv, "--seconds", "0.05", "--json", str(out)]) == 0
+    assert main([*argv, "--seconds", "0.05", "--rounds", "1", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     for key in ("ours_steps_per_s", "raw_mj_step_per_s", "gym_sync_steps_per_s", "n_envs", "cores"):
         assert key in data
