@@ -143,6 +143,8 @@ def export_module(
     state_shapes: Sequence[Sequence[int]] = (),
     state_kinds: Sequence[str] | None = None,
     *,
+    extra_inputs: Sequence[tuple[str, torch.Tensor]] = (),
+    extra_outputs: Sequence[str] = (),
     n_random: int = 1000,
     seq_steps: int = 200,
     seed: int = 0,
@@ -160,11 +162,26 @@ def export_module(
         {"input": f"state_{i}", "output": f"state_out_{i}", "shape": list(shape), "kind": kind}
         for i, (shape, kind) in enumerate(zip(state_shapes, kinds, strict=True))
     ]
-    model = trace_to_onnx(module, obs_dim, act_dim, metadata["privileged_dim"], state_shapes)
+    model = trace_to_onnx(
+        module,
+        obs_dim,
+        act_dim,
+        metadata["privileged_dim"],
+        state_shapes,
+        extra_inputs,
+        extra_outputs,
+    )
     data = finalize(model, metadata)
     stripped, props = split_model(data)
     agent = Agent(data, json.loads(props[METADATA_KEY]), source=str(out_path))
+    extras = {name: t.detach().numpy().astype("float32") for name, t in extra_inputs}
     report = check_parity(
-        module, agent, state_shapes, n_random=n_random, seq_steps=seq_steps, seed=seed
+        module,
+        agent,
+        state_shapes,
+        n_random=n_random,
+        seq_steps=seq_steps,
+        seed=seed,
+        extras=extras,
     )
     return write_atomic(data, out_path), report

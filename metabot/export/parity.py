@@ -48,8 +48,10 @@ class TorchStepper:
         act_dim: int,
         privileged_dim: int,
         state_shapes: Sequence[Sequence[int]],
+        extras: dict[str, np.ndarray] | None = None,
     ):
         self.module = module.eval()
+        self.extras = [torch.from_numpy(np.asarray(v, np.float32)) for v in (extras or {}).values()]
         self.act_dim = act_dim
         self.privileged_dim = privileged_dim
         self.state_shapes = [tuple(s) for s in state_shapes]
@@ -70,7 +72,9 @@ class TorchStepper:
         first_t = torch.tensor([[1.0 if self.first else 0.0]])
         priv = np.zeros(self.privileged_dim, np.float32) if privileged is None else privileged
         priv_t = torch.as_tensor(np.asarray(priv, np.float32)).reshape(1, -1)
-        out = self.module(obs_t, self.prev_action, reward_t, first_t, priv_t, *self.state)
+        out = self.module(
+            obs_t, self.prev_action, reward_t, first_t, priv_t, *self.state, *self.extras
+        )
         out = out if isinstance(out, (tuple, list)) else (out,)
         action, self.state = out[0], list(out[1 : 1 + len(self.state_shapes)])
         self.prev_action = action.clone()
@@ -94,31 +98,38 @@ def check_graph(
     seed: int,
     mean: np.ndarray,
     std: np.ndarray,
+    extras: dict[str, np.ndarray],
 ) -> float:
-    """Random single steps through the raw session; returns the largest abs difference."""
+    """Random single steps through the raw session; returns the largest abs difference.
+    Extra inputs (adaptable head weights) are perturbed around their exported values."""
     rng = np.random.default_rng(seed)
     session = agent._session
     input_names = {i.name for i in session.get_inputs()}
     output_names = [o.name for o in session.get_outputs()]
+    names = ["obs", "prev_action", "prev_reward", "first", "privileged"]
+    names += [f"state_{i}" for i in range(len(state_shapes))] + list(extras)
+    # One batch of n random inputs: torch runs it at once, onnxruntime row by row (batch 1).
+    batch = [
+        _draw_obs(rng, np.tile(mean, (n, 1)), np.tile(std, (n, 1))),
+        rng.uniform(-1, 1, (n, agent.act_dim)).astype(np.float32),
+        rng.standard_normal((n, 1)).astype(np.float32),
+        (rng.random((n, 1)) < 0.1).astype(np.float32),
+        rng.standard_normal((n, agent.privileged_dim)).astype(np.float32),
+        *(0.5 * rng.standard_normal((n, *s[1:])).astype(np.float32) for s in state_shapes),
+    ]
+    perturbed = [
+        (v + 0.1 * rng.standard_normal(v.shape)).astype(np.float32) for v in extras.values()
+    ]  # one draw: the head weights are not batched
+    with torch.no_grad():
+        ref = module(*(torch.from_numpy(a) for a in batch + perturbed))
+    ref = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
     worst = 0.0
     for step in range(n):
-        args = [
-            _draw_obs(rng, mean, std)[None],
-            rng.uniform(-1, 1, (1, agent.act_dim)).astype(np.float32),
-            rng.standard_normal((1, 1)).astype(np.float32),
-            np.full((1, 1), float(rng.random() < 0.1), np.float32),
-            rng.standard_normal((1, agent.privileged_dim)).astype(np.float32),
-            *(0.5 * rng.standard_normal(s).astype(np.float32) for s in state_shapes),
-        ]
-        names = ["obs", "prev_action", "prev_reward", "first", "privileged"]
-        names += [f"state_{i}" for i in range(len(state_shapes))]
-        feed = {k: v for k, v in zip(names, args, strict=True) if k in input_names}
+        row = [a[step : step + 1] for a in batch] + perturbed
+        feed = {k: v for k, v in zip(names, row, strict=True) if k in input_names}
         ours = session.run(output_names, feed)
-        with torch.no_grad():
-            ref = module(*(torch.from_numpy(a) for a in args))
-        ref = ref if isinstance(ref, (tuple, list)) else (ref,)
         for name, a, b in zip(output_names, ours, ref, strict=False):
-            diff = float(np.max(np.abs(a - b.numpy()), initial=0.0))
+            diff = float(np.max(np.abs(a - b[step : step + 1]), initial=0.0))
             worst = max(worst, diff)
             if not diff <= TOLERANCE:
                 raise ArtifactError(
@@ -137,11 +148,12 @@ def check_sequences(
     seed: int,
     mean: np.ndarray,
     std: np.ndarray,
+    extras: dict[str, np.ndarray],
 ) -> float:
     """A `steps`-long run through Agent.act vs TorchStepper, with episode boundaries, a
     reset() in the middle and occasional clipped applied commands."""
     rng = np.random.default_rng(seed + 1)
-    ref = TorchStepper(module, agent.act_dim, agent.privileged_dim, state_shapes)
+    ref = TorchStepper(module, agent.act_dim, agent.privileged_dim, state_shapes, extras)
     agent.reset()
     worst = 0.0
     obs = _draw_obs(rng, mean, std)
@@ -184,7 +196,9 @@ def check_parity(
     n_random: int = 1000,
     seq_steps: int = 200,
     seed: int = 0,
+    extras: dict[str, np.ndarray] | None = None,
 ) -> ParityReport:
+    extras = extras or {}
     norm = agent.metadata.get("normalizer")
     if norm is not None:
         mean = np.asarray(norm["mean"], np.float32)
@@ -192,8 +206,12 @@ def check_parity(
     else:
         mean = np.zeros(agent.obs_dim, np.float32)
         std = np.ones(agent.obs_dim, np.float32)
-    w1 = check_graph(module, agent, state_shapes, n=n_random, seed=seed, mean=mean, std=std)
-    w2 = check_sequences(
-        module, agent, state_shapes, steps=seq_steps, seed=seed, mean=mean, std=std
-    )
+    kw = dict(seed=seed, mean=mean, std=std, extras=extras)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batch-1 steps: a thread pool only adds contention
+    try:
+        w1 = check_graph(module, agent, state_shapes, n=n_random, **kw)
+        w2 = check_sequences(module, agent, state_shapes, steps=seq_steps, **kw)
+    finally:
+        torch.set_num_threads(threads)
     return ParityReport(n_random, seq_steps, max(w1, w2))

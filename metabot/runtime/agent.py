@@ -54,7 +54,9 @@ def _as_vector(value: Any, size: int, what: str) -> np.ndarray:
 class Agent:
     """A loaded artifact that acts step by step (see `metabot.runtime.load`)."""
 
-    def __init__(self, model_bytes: bytes, metadata: dict[str, Any], source: str = "<bytes>"):
+    def __init__(
+        self, model_bytes: bytes, metadata: dict[str, Any], source: str = "<bytes>", seed: int = 0
+    ):
         self.metadata = metadata
         self.source = source
         self.algorithm: str = metadata["algorithm"]
@@ -90,6 +92,20 @@ class Agent:
         self._first = self._buffers.get("first", zeros.copy())
         self._privileged = self._buffers.get("privileged")
         self._action = self._buffers["action"]
+        # Adaptable parameters fed as graph inputs (the head of head-only gradient agents).
+        adaptation = metadata["adaptation"]
+        self._extras = {name: self._buffers[name] for name in self._extra_input_names()}
+        self._extra_initial = {}
+        for name, buf in self._extras.items():
+            value = np.asarray(adaptation.get("initial", {}).get(name), dtype=np.float32)
+            if value.shape != buf.shape:
+                raise ArtifactError(
+                    f"{source}: adaptation.initial.{name} has shape {value.shape},"
+                    f" the graph input has {buf.shape}"
+                )
+            self._extra_initial[name] = value
+        self._rng = np.random.default_rng(seed)
+        self.last_sample: np.ndarray | None = None
         self.reset()
 
     def _bind(self, bind, name: str) -> None:
@@ -140,7 +156,11 @@ class Agent:
             )
 
     def _extra_input_names(self) -> list[str]:
-        return list(self.metadata["adaptation"].get("graph_inputs", []))
+        names = list(self.metadata["adaptation"].get("graph_inputs", []))
+        declared = {t["name"] for t in self.metadata["inputs"]}
+        if not set(names) <= declared:
+            raise ArtifactError(f"{self.source}: adaptation inputs {names} are not graph inputs")
+        return names
 
     # ---------------------------------------------------------------- episode control
     def reset(self) -> None:
@@ -148,6 +168,8 @@ class Agent:
         reward, and mark the next step as the first of an episode."""
         for state_in, _ in self._state_pairs:
             state_in.fill(0.0)
+        for name, buf in self._extras.items():
+            np.copyto(buf, self._extra_initial[name])
         self._prev_action.fill(0.0)
         self._prev_reward.fill(0.0)
         self._first.fill(1.0)
@@ -161,9 +183,16 @@ class Agent:
         self._first.fill(1.0)
 
     # ---------------------------------------------------------------- acting
-    def act(self, obs: Any, *, reward: float = 0.0, privileged: Any = None) -> np.ndarray:
+    def act(
+        self, obs: Any, *, reward: float = 0.0, privileged: Any = None, explore: bool = False
+    ) -> np.ndarray:
         """One control step. `reward` is the reward of the previous step; `privileged` the
-        oracle features (required by agents that use them, ignored otherwise)."""
+        oracle features (required by agents that use them, ignored otherwise).
+
+        `explore=True` (head-adaptation agents): sample the action from the policy's
+        Gaussian, as the adaptation episodes need; the pre-clip sample is `last_sample`."""
+        if explore and self.metadata["adaptation"]["kind"] != "head":
+            raise ArtifactError(f"explore=True is for head-adaptation agents, not {self.algorithm}")
         obs_arr = np.asarray(obs, dtype=np.float32)
         if obs_arr.size != self.obs_dim or obs_arr.ndim > 2:
             raise InputError(
@@ -187,6 +216,14 @@ class Agent:
             self._prev_reward[0, 0] = reward
         self._session.run_with_iobinding(self._binding)
         action = self._action.reshape(-1).copy()
+        if explore:
+            mean = self._buffers["features"][0] @ self._extras["head_weight"].T
+            mean += self._extras["head_bias"]
+            std = np.exp(np.asarray(self.metadata["adaptation"]["log_std"], np.float32))
+            self.last_sample = (mean + std * self._rng.standard_normal(self.act_dim)).astype(
+                np.float32
+            )
+            action = np.clip(self.last_sample, -1.0, 1.0)
         if not np.isfinite(action).all():
             raise ArtifactError(f"{self.source}: the graph produced a non-finite action {action}")
         for state_in, state_out in self._state_pairs:
@@ -201,22 +238,79 @@ class Agent:
         self._prev_action[...] = _as_vector(action, self.act_dim, "applied action")
 
     def adapt(self, transitions: Any) -> dict[str, Any]:
-        """Adapt between episodes. Only head-only gradient agents have an explicit step;
-        context agents adapt every step through their state."""
-        kind = self.metadata["adaptation"]["kind"]
-        if kind == "head":
-            raise NotImplementedError  # filled in with the gradient family
+        """Adapt between episodes (head-only gradient agents): the meta-learned head takes
+        `inner_steps` closed-form policy-gradient steps on `transitions` (every episode
+        collected on this robot so far; format in metabot.runtime.head) and replaces the
+        current head. Context agents (rl2, rma) adapt every step through their state and
+        have no such step; full-network gradient agents need torch."""
+        from metabot.runtime import head
+
+        spec = self.metadata["adaptation"]
+        kind = spec["kind"]
         if kind == "full":
             raise ArtifactError(
                 f"the {self.algorithm} agent adapts all its weights, which needs torch: install"
-                " the 'train' extra and adapt with metabot.algos"
+                " the 'train' extra and adapt with metabot.algos.maml_adapt"
             )
-        how = (
-            "through its recurrent state / history every step"
-            if kind == "context"
-            else "not at all"
+        if kind != "head":
+            how = (
+                "through its recurrent state / history every step"
+                if kind == "context"
+                else ("not at all (a non-adaptive baseline)")
+            )
+            raise ArtifactError(f"the {self.algorithm} agent has no adapt() step: it adapts {how}")
+        tr = head.check_transitions(transitions, self.obs_dim, self.act_dim)
+        features = self._features(tr["obs"])
+        norm = self.metadata["normalizer"]
+        obs_n = tr["obs"]
+        if norm is not None:
+            obs_n = np.clip(
+                (obs_n - np.asarray(norm["mean"])) / np.asarray(norm["std"]),
+                -norm["clip"],
+                norm["clip"],
+            )
+        adv = head.advantages(obs_n, tr["rewards"], tr["ends"], spec["gamma"], spec["gae_lambda"])
+        w0 = self._extra_initial["head_weight"].astype(np.float64)
+        b0 = self._extra_initial["head_bias"].astype(np.float64)
+        w, b = head.head_update(
+            w0,
+            b0,
+            np.asarray(spec["log_std"], np.float64),
+            features,
+            tr["actions"],
+            adv,
+            np.asarray(spec["step_sizes"]["head_weight"], np.float64),
+            np.asarray(spec["step_sizes"]["head_bias"], np.float64),
+            int(spec["inner_steps"]),
         )
-        raise ArtifactError(f"the {self.algorithm} agent has no adapt() step: it adapts {how}")
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise ArtifactError(
+                "adaptation produced non-finite head weights; the head is unchanged"
+            )
+        self._extras["head_weight"][...] = w
+        self._extras["head_bias"][...] = b
+        return {
+            "steps": len(adv),
+            "episodes": int(tr["ends"].sum()),
+            "head_change": float(np.linalg.norm(w - w0) + np.linalg.norm(b - b0)),
+        }
+
+    def _features(self, obs: np.ndarray) -> np.ndarray:
+        """The frozen body's features for each observation (one graph run per row)."""
+        feed = {
+            name: buf
+            for name, buf in self._buffers.items()
+            if name in {t["name"] for t in self.metadata["inputs"]}
+        }
+        out = np.empty((len(obs), self._buffers["features"].shape[-1]))
+        for i, row in enumerate(obs):
+            feed["obs"] = row.astype(np.float32)[None]
+            out[i] = self._session.run(["features"], feed)[0][0]
+        return out
+
+    def head_parameters(self) -> dict[str, np.ndarray]:
+        """The current (possibly adapted) head of a head-adaptation agent."""
+        return {name: buf.copy() for name, buf in self._extras.items()}
 
     @property
     def state(self) -> list[np.ndarray]:
@@ -229,7 +323,8 @@ class Agent:
         )
 
 
-def load(path: str | Path) -> Agent:
-    """Load and verify an artifact (digest, schema, format version, graph shapes)."""
+def load(path: str | Path, *, seed: int = 0) -> Agent:
+    """Load and verify an artifact (digest, schema, format version, graph shapes).
+    `seed` drives exploration noise (`act(..., explore=True)`) only."""
     data, metadata = read_artifact(path)
-    return Agent(data, metadata, source=str(path))
+    return Agent(data, metadata, source=str(path), seed=seed)

@@ -73,6 +73,7 @@ SCHEMA: dict[str, Any] = _obj(
                 "meaning": _STR,
             },
             required=["dim", "space", "low", "high"],
+            extra=True,
         ),
         "robot": {"type": ["object", "null"]},
         "privileged_dim": _INT0,

@@ -1,0 +1,101 @@
+"""`export_agent(run_dir, out_path)`: a trained run directory -> one verified artifact.
+
+Every algorithm goes through the same path (metabot.export.onnx_export.export_module). The
+one special case is head-only gradient adaptation (anil, head-only metasgd): its head
+weights become graph inputs and its body features a graph output, so the runtime can swap
+in an adapted head (computed in numpy, metabot.runtime.head) without re-exporting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from metabot.export.metadata import STATE_KINDS, build_metadata
+from metabot.export.onnx_export import export_module
+from metabot.export.parity import ParityReport
+
+
+class HeadInputs(nn.Module):
+    """A head-adaptation agent with its head as inputs: (..., W, b) -> (action, features)."""
+
+    def __init__(self, agent: nn.Module):
+        super().__init__()
+        self.agent = agent
+
+    def forward(self, obs, prev_action, prev_reward, first, privileged, head_weight, head_bias):
+        features = self.agent.policy.features(self.agent.obs_norm(obs))
+        mean = features @ head_weight.transpose(0, 1) + head_bias
+        return torch.clamp(mean, -1.0, 1.0), features
+
+
+def _f(t: torch.Tensor) -> Any:
+    return t.detach().float().double().tolist()
+
+
+def head_export(agent: Any, metadata: dict[str, Any]) -> tuple[nn.Module, list, list[str]]:
+    """Wrap a head-only gradient agent; fill in what the runtime's adapt() needs."""
+    policy = agent.policy
+    steps = agent.step_dict()
+    metadata["adaptation"].update(
+        graph_inputs=["head_weight", "head_bias"],
+        graph_outputs=["features"],
+        initial={"head_weight": _f(policy.head.weight), "head_bias": _f(policy.head.bias)},
+        log_std=_f(policy.log_std),
+        step_sizes={"head_weight": _f(steps["head.weight"]), "head_bias": _f(steps["head.bias"])},
+        inner_steps=int(agent.inner_steps),
+        gamma=float(agent.gamma),
+        gae_lambda=float(agent.gae_lambda),
+        feature_dim=int(policy.feature_dim),
+    )
+    extra = [
+        ("head_weight", policy.head.weight.detach().clone()),
+        ("head_bias", policy.head.bias.detach().clone()),
+    ]
+    return HeadInputs(agent).eval(), extra, ["features"]
+
+
+def export_loaded(
+    agent: Any, info: dict[str, Any], dist: Any, out_path: str | Path, **kwargs: Any
+) -> tuple[Path, ParityReport]:
+    """Export an agent module (metabot.algos.agents contract) with its run info."""
+    agent = agent.eval()
+    metadata = build_metadata(agent, info, dist)
+    module, extra_inputs, extra_outputs = agent, [], []
+    if metadata["adaptation"]["kind"] == "head":
+        module, extra_inputs, extra_outputs = head_export(agent, metadata)
+    state_shapes = [[1, *shape] for shape in agent.state_shapes]
+    kind = STATE_KINDS.get(agent.algo, "state")
+    return export_module(
+        module,
+        out_path,
+        metadata,
+        state_shapes,
+        [kind] * len(state_shapes),
+        extra_inputs=extra_inputs,
+        extra_outputs=extra_outputs,
+        **kwargs,
+    )
+
+
+def export_agent(run_dir: str | Path, out_path: str | Path, **kwargs: Any) -> Path:
+    """Export the final agent of a run directory to `out_path`; returns the path.
+
+    Raises CheckpointError for a bad run, ArtifactError if the export fails a check
+    (parity, onnx.checker, metadata schema); nothing is written then.
+    """
+    return export_run(run_dir, out_path, **kwargs)[0]
+
+
+def export_run(
+    run_dir: str | Path, out_path: str | Path, **kwargs: Any
+) -> tuple[Path, ParityReport]:
+    from metabot import tasks
+    from metabot.algos.runs import load_agent
+
+    agent, info = load_agent(run_dir)
+    dist = tasks.get(info["tasks"])  # TaskError names an unknown distribution
+    return export_loaded(agent, info, dist, out_path, **kwargs)
