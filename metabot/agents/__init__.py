@@ -1,1 +1,4 @@
-"""Shipped pretrained arm6-reach artifacts (see docs/quickstart.md for the command that rebuilds them)."""
+"""Shipped pretrained arm6-reach artifacts.
+
+See docs/quickstart.md for the one command that rebuilds them.
+"""
