@@ -298,6 +298,11 @@ class ArmReachDistribution:
     def __init__(self, spec_path: str | Path):
         self.spec = load_spec(spec_path)
         self.name = self.spec.name
+        if self.spec.physics_dt > 0.002 + 1e-12:
+            raise ConfigError(
+                f"{self.spec.path}: distribution.physics_dt must be <= 0.002 s for an arm "
+                f"(servo dynamics), got {self.spec.physics_dt}"
+            )
         try:
             self.arm = armlib.ArmDescription.from_mjcf(self.spec.model)
             nominal = mujoco.MjModel.from_xml_path(self.spec.model)

@@ -22,10 +22,11 @@ _OBJ = {
     "joint": mujoco.mjtObj.mjOBJ_JOINT,
     "actuator": mujoco.mjtObj.mjOBJ_ACTUATOR,
     "geom": mujoco.mjtObj.mjOBJ_GEOM,
+    "equality": mujoco.mjtObj.mjOBJ_EQUALITY,
 }
 MODEL_TARGETS = {
     "body_mass", "body_inertia", "dof_damping", "dof_frictionloss", "dof_armature",
-    "actuator_kp", "actuator_gear", "geom_friction", "payload_mass", "gravity",
+    "actuator_kp", "actuator_gear", "geom_friction", "payload_mass", "gravity", "eq_solref",
 }  # fmt: skip
 
 
@@ -36,6 +37,8 @@ def _all_ids(model: mujoco.MjModel, kind: str) -> list[int]:
         return list(range(model.njnt))
     if kind == "actuator":
         return list(range(model.nu))
+    if kind == "equality":
+        return list(range(model.neq))
     return list(range(model.ngeom))
 
 
@@ -59,6 +62,11 @@ def resolve_elements(spec: DistSpec, model: mujoco.MjModel) -> dict[str, list[in
         ids = []
         for name in p.elements:
             i = mujoco.mj_name2id(model, _OBJ[kind], name)
+            if i < 0 and kind == "geom":  # a body name stands for all of that body's geoms
+                b = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+                if b >= 0:
+                    ids.extend(int(g) for g in np.flatnonzero(model.geom_bodyid == b))
+                    continue
             if i < 0:
                 raise ConfigError(
                     f"{spec.path}: param {p.name!r}.elements: no {kind} named {name!r} in the MJCF"
@@ -87,16 +95,16 @@ class ModelRandomizer:
 
     def build(self, task: Task) -> mujoco.MjModel:
         """A fresh MjModel with the task's parameters applied."""
-        m = (
-            mujoco.MjModel.from_xml_path(self.spec.model)
-            if self.nominal is None
-            else _copy(self.nominal)
-        )
+        m = _copy(self.nominal)
+        self.apply(m, task)
+        return m
+
+    def apply(self, m: mujoco.MjModel, task: Task) -> None:
+        """Write the task's model parameters into m (same structure as the nominal) in place."""
         for p in self.spec.params:
             if p.target in MODEL_TARGETS:
                 self._apply(m, p, task.param(p.name))
         mujoco.mj_setConst(m, mujoco.MjData(m))  # refresh mass-dependent constants
-        return m
 
     def _apply(self, m: mujoco.MjModel, p: ParamSpec, vals: np.ndarray) -> None:
         nom = self.nominal
@@ -123,6 +131,8 @@ class ModelRandomizer:
                 m.actuator_gear[i, 0] = nom.actuator_gear[i, 0] * v
             elif p.target == "geom_friction":
                 m.geom_friction[i, 0] = nom.geom_friction[i, 0] * v
+            elif p.target == "eq_solref":
+                m.eq_solref[i, 0] = nom.eq_solref[i, 0] * v
         if p.target == "gravity":
             m.opt.gravity[:] = (0.0, 0.0, -float(vals[0]))
 

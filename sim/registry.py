@@ -20,9 +20,25 @@ def _arm(spec: str) -> Callable[[], object]:
     return build
 
 
+def _gym(factory: str) -> Callable[[], object]:
+    def build():
+        from . import gym_tasks
+
+        return getattr(gym_tasks, factory)()
+
+    return build
+
+
 _FACTORIES: dict[str, Callable[[], object]] = {
     "arm2d-reach": _arm("arm2d.toml"),
     "arm6-reach": _arm("arm6.toml"),
+    "cheetah-vel": _gym("cheetah_vel"),
+    "cheetah-dir": _gym("cheetah_dir"),
+    "ant-dir": _gym("ant_dir"),
+    "cheetah-dyn": _gym("cheetah_dyn"),
+    "cartpole-dyn": _gym("cartpole_dyn"),
+    "fetch-reach-dyn": _gym("fetch_reach_dyn"),
+    "fetch-push-dyn": _gym("fetch_push_dyn"),
 }
 
 

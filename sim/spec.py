@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 from metabot.errors import ConfigError
 
-# target -> (kind, what it acts on, lower physical bound, bound inclusive)
+# target -> (kind, what its `elements` name)
 #   "scale": multiplies the nominal model value, must be > 0
 #   "abs":   absolute value in the given unit, must be >= 0
 TARGETS: dict[str, tuple[str, str]] = {
@@ -56,6 +56,9 @@ TARGETS: dict[str, tuple[str, str]] = {
     "obs_noise": ("abs", ""),  # rad, std of joint-position noise (vel/effort derived)
     "deadband": ("abs", ""),  # rad, servo dead band / backlash
     "action_scale": ("scale", ""),  # multiplies the action before it reaches the robot
+    "eq_solref": ("scale", "equality"),  # time constant of equality constraints (mocap weld)
+    "goal": ("abs", ""),  # a task goal (target velocity, direction angle...), not dynamics
+    "custom": ("abs", ""),  # applied by the distribution's own Python (e.g. pole length)
 }
 
 REQUIRED_PARAM = ("name", "target", "range", "unit", "why")
@@ -219,6 +222,20 @@ def _parse_param(path: str, i: int, raw: object) -> ParamSpec:
     )
 
 
+def _resolve_model(spec_path: Path, model: str) -> Path:
+    """A path relative to the spec, or `pkg:PACKAGE/relative/path` inside an installed package
+    (for robots shipped by gymnasium / gymnasium-robotics; nothing is downloaded)."""
+    if model.startswith("pkg:"):
+        import importlib.util
+
+        pkg, _, rel = model[4:].partition("/")
+        spec = importlib.util.find_spec(pkg)
+        if spec is None or not spec.submodule_search_locations:
+            return Path(model)
+        return Path(next(iter(spec.submodule_search_locations))) / rel
+    return (spec_path.parent / model).resolve()
+
+
 def load_spec(path: str | Path) -> DistSpec:
     """Read and validate a TOML randomization spec (ConfigError names file and field)."""
     path = Path(path)
@@ -237,8 +254,8 @@ def load_spec(path: str | Path) -> DistSpec:
             raise ConfigError(f"{p}: distribution: missing field '{key}'")
     control_dt = _num(p, "distribution.control_dt", dist["control_dt"])
     physics_dt = _num(p, "distribution.physics_dt", dist["physics_dt"])
-    if not 0 < physics_dt <= 0.002 + 1e-12:
-        raise ConfigError(f"{p}: distribution.physics_dt must be in (0, 0.002] s, got {physics_dt}")
+    if not 0 < physics_dt <= 0.01 + 1e-12:
+        raise ConfigError(f"{p}: distribution.physics_dt must be in (0, 0.01] s, got {physics_dt}")
     if not 0.01 - 1e-12 <= control_dt <= 0.05 + 1e-12:
         raise ConfigError(
             f"{p}: distribution.control_dt must be 10-50 ms (20-100 Hz), got {control_dt}"
@@ -252,7 +269,7 @@ def load_spec(path: str | Path) -> DistSpec:
     counts = dist.get("encoder_counts", 0)
     if not isinstance(counts, int) or counts < 0:
         raise ConfigError(f"{p}: distribution.encoder_counts must be an integer >= 0")
-    model = (path.parent / str(dist["model"])).resolve()
+    model = _resolve_model(path, str(dist["model"]))
     if not model.is_file():
         raise ConfigError(f"{p}: distribution.model: no such MJCF {str(model)!r}")
     params_raw = raw.get("param", [])

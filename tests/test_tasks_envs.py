@@ -139,3 +139,41 @@ def test_observation_is_the_shared_numpy_function():
         goal[0] - arm.forward_kinematics(dist.arm, b._encoder(q[0])),
         atol=1e-6,
     )
+
+
+def test_gym_dynamics_change_trajectories():
+    dist = tasks.get("cheetah-dyn")
+    t = dist.sample(1, seed=0)[0].to_dict()
+    n = len(t["params"]["body_mass"])
+    light = tasks.Task.from_dict({**t, "params": {**t["params"], "body_mass": [0.5] * n}})
+    heavy = tasks.Task.from_dict({**t, "params": {**t["params"], "body_mass": [2.0] * n}})
+    acts = [np.full(dist.act_dim, 0.5, dtype=np.float32)] * 20
+    a = _rollout(dist.make_env(light, seed=0), acts, seed=0)
+    b = _rollout(dist.make_env(heavy, seed=0), acts, seed=0)
+    assert np.array_equal(a[0], b[0]) and np.abs(a[1:] - b[1:]).max() > 1e-3
+
+
+def test_process_vec_env_same_step_autoreset():
+    dist = tasks.get("cartpole-dyn")
+    ts = dist.sample(4, split="train", seed=0)
+    vec = dist.make_vec_env(ts, seed=3)
+    try:
+        assert isinstance(vec, gym.vector.VectorEnv)
+        assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+        obs, _ = vec.reset(seed=3)
+        single = [dist.make_env(t, seed=3 + i) for i, t in enumerate(ts)]
+        ref = np.stack([e.reset()[0] for e in single])
+        assert np.array_equal(obs, ref)
+        seen_done = False
+        for _ in range(60):  # a constant push topples every pole well within 60 steps
+            obs, rew, term, trunc, info = vec.step(np.ones(4, dtype=np.int64))
+            if (term | trunc).any():
+                seen_done = True
+                done = term | trunc
+                assert info["_final_obs"][done].all()
+                # the returned obs already starts a new episode: near upright again
+                assert np.all(np.abs(obs[done, 1]) < 0.1)
+                assert np.all(np.abs(info["final_obs"][done, 1]) > 0.15)
+        assert seen_done
+    finally:
+        vec.close()
