@@ -55,7 +55,7 @@ def _observations(meta: dict[str, Any], n: int, seed: int) -> np.ndarray:
 def find_run_dir(meta: dict[str, Any], artifact: Path, search: list[Path]) -> Path | None:
     """The run directory whose config.json carries the artifact's run id, if one is near."""
     run_id = meta["training"]["run_id"]
-    for root in [*search, artifact.parent]:
+    for root in [*search, artifact.parent, artifact.parent / "runs"]:
         for cfg in sorted(Path(root).glob("*/config.json")) + sorted(
             Path(root).glob("config.json")
         ):
@@ -104,7 +104,7 @@ def bench_infer(
     if run_dir is None:
         raise ArtifactError(
             f"no run directory with run id {meta['training']['run_id']!r} under ./runs or next"
-            " to the artifact; pass --run RUN_DIR for the torch comparison"
+            " to the artifact (or its runs/ folder); pass --run RUN_DIR for the torch comparison"
         )
     torch_step = _torch_stepper(run_dir, meta, obs, priv)
 
