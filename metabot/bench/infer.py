@@ -77,6 +77,7 @@ def _summary(rounds: list[np.ndarray], prefix: str) -> dict[str, float]:
         f"{prefix}p99_us": float(np.percentile(best, 99)),
         f"{prefix}pooled_p50_us": float(np.percentile(pooled, 50)),
         f"{prefix}pooled_p99_us": float(np.percentile(pooled, 99)),
+        f"{prefix}median_round_p99_us": float(np.median(p99s)),
         f"{prefix}round_p99_us": p99s,
     }
 
