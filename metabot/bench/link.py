@@ -1,0 +1,103 @@
+"""Control-loop timing over a real link: period, jitter, missed deadlines, round-trip time.
+
+The loop drives a slow sinusoid (0.05 rad, 0.5 Hz) about the arm's starting pose through
+the full stack: SerialRobot's reader thread, the safety layer, the deadline scheduler and
+(optionally) the cycle log. With `spawn_mock=True` the mock robot runs in a separate
+process on a pty, as the issue's measurement requires.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from metabot.errors import LinkError
+
+
+class SpawnedMock:
+    """`metabot mock-robot --pty` in a child process; `url` is the pty path it printed."""
+
+    def __init__(self, *extra: str, seed: int = 0):
+        cmd = [sys.executable, "-m", "metabot", "mock-robot", "--pty", "--seed", str(seed),
+               *extra]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            err = self.proc.stderr.read()
+            raise LinkError(f"the mock robot did not start: {err.strip().splitlines()[-1:]}")
+        self.url = line
+        self.sched = None
+        for _ in range(3):  # stderr: "control: ..." / "mock robot: ... sched=..."
+            info = self.proc.stderr.readline()
+            if "sched=" in info:
+                self.sched = info.rsplit("sched=", 1)[1].split(";")[0].strip()
+                break
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> SpawnedMock:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
+                   baudrate: int = 1_000_000, log_path: str | None = None,
+                   spawn_mock: bool = False, seed: int = 0, realtime: bool = False) -> dict:
+    """Run the loop for `seconds` at `rate_hz`; return the issue's keys plus context."""
+    from metabot.hardware.loop import ControlLoop
+    from metabot.hardware.realtime import current_policy, enable_realtime
+    from metabot.hardware.serial_robot import SerialRobot
+
+    sched = enable_realtime() if realtime else current_policy()
+    extra = ("--realtime",) if realtime else ()
+    mock = SpawnedMock("--baud", str(baudrate), *extra, seed=seed) if spawn_mock else None
+    try:
+        target = mock.url if mock is not None else url
+        robot = SerialRobot(target, baudrate=baudrate, control_rate_hz=rate_hz,
+                            handle_signals=True)
+        with robot:
+            robot.enable()
+            q0 = robot.wait_for_state().positions.copy()
+            amp = np.zeros_like(q0)
+            amp[:3] = 0.05
+
+            def policy(state, k):
+                return q0 + amp * np.sin(2 * np.pi * 0.5 * k / rate_hz)
+
+            loop = ControlLoop(robot, rate_hz, log_path=log_path,
+                               spin_s=0.0001 if sched.startswith("SCHED_FIFO") else 0.0003,
+                               log_meta={"bench": "link", "url": target})
+            stats = loop.run(policy, seconds=seconds)
+            link = robot.link_stats()
+    finally:
+        if mock is not None:
+            mock.close()
+    s = stats.to_dict()
+    return {
+        "rate_hz": rate_hz, "seconds": s["seconds"],
+        "period_p50_us": s["period_p50_us"], "jitter_p99_us": s["jitter_p99_us"],
+        "missed_deadlines": s["missed_deadlines"], "missed_fraction": s["missed_fraction"],
+        "rtt_p50_us": s["rtt_p50_us"], "rtt_p99_us": s["rtt_p99_us"],
+        "period_p99_us": s["period_p99_us"], "jitter_p50_us": s["jitter_p50_us"],
+        "jitter_max_us": s["jitter_max_us"], "cycles": s["cycles"],
+        "skipped_cycles": s["skipped_cycles"], "tolerance_us": loop.tolerance_s * 1e6,
+        "interventions": s["interventions"], "link": link,
+        "scheduler": sched, "mock_scheduler": (mock.sched if mock is not None else None),
+        "url": "spawned mock-robot --pty" if spawn_mock else url, "baudrate": baudrate,
+        "cpu_count": os.cpu_count(), "loadavg": list(os.getloadavg()),
+        "measured_at_unix": time.time(),
+    }
