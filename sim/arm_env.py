@@ -266,7 +266,6 @@ class ArmReachVecEnv(VectorEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self.batch.seed(seed)
-        self._np_random = None
         obs = self.batch.reset(np.ones(self.num_envs, dtype=bool))
         return obs, {}
 
