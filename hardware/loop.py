@@ -161,6 +161,8 @@ class ControlLoop:
                 behind = time.monotonic() - (t0 + k * T)
                 if behind > T:  # more than a whole period late: drop the lost cycles
                     lost = int(behind // T)
+                    if n_cycles is not None:
+                        lost = min(lost, n_cycles - k)
                     skipped += lost
                     missed += lost
                     k += lost

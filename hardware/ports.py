@@ -48,10 +48,6 @@ def explain_open_error(url: str, exc: BaseException) -> str:
             return (f"cannot connect to {url}: connection refused (is the robot or "
                     "`metabot mock-robot --tcp PORT` running on that port?)")
         return f"cannot connect to {url}: {text}"
-    if code in (errno.ENOENT, errno.ENODEV) or "no such file" in low \
-            or ("://" not in url and not os.path.exists(url)):
-        return (f"no serial port {url!r}: is the robot plugged in and powered? "
-                f"({LIST_PORTS_HINT})")
     if code in (errno.EACCES, errno.EPERM):
         return (f"permission denied on {url}: add yourself to the dialout group "
                 "(`sudo usermod -aG dialout $USER`, then log out and in) or install a udev "
@@ -59,4 +55,8 @@ def explain_open_error(url: str, exc: BaseException) -> str:
     if code == errno.EBUSY or "exclusively lock" in low or "busy" in low:
         return (f"serial port {url} is busy: another process has it open "
                 f"(find it with `fuser {url}` and close it)")
+    if code in (errno.ENOENT, errno.ENODEV) or "no such file" in low \
+            or ("://" not in url and not os.path.exists(url)):
+        return (f"no serial port {url!r}: is the robot plugged in and powered? "
+                f"({LIST_PORTS_HINT})")
     return f"cannot open serial port {url}: {text}"
