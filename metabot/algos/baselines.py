@@ -37,8 +37,8 @@ def sample_batch(algo: Algorithm, n: int) -> EnvBatch:
     return EnvBatch(algo.dist, tasks, seed=derive_seed(algo.seed, algo.iteration, 2))
 
 
-def reset_seeds(algo: Algorithm, n: int) -> list[int]:
-    return [derive_seed(algo.seed, algo.iteration, 3, i) for i in range(n)]
+def reset_seed(algo: Algorithm) -> int:
+    return derive_seed(algo.seed, algo.iteration, 3)
 
 
 def bootstrap_truncation(
@@ -98,7 +98,7 @@ class FeedForwardPPO(Algorithm):
         envs = sample_batch(self, cfg.num_envs)
         steps = cfg.episodes_per_rollout * envs.episode_steps
         rollout, _ = collect(
-            envs, self._policy_step, steps, reset_seeds(self, cfg.num_envs), self.agent.act_dim
+            envs, self._policy_step, steps, reset_seed(self), self.agent.act_dim
         )
         envs.close()
         agent = self.agent

@@ -26,6 +26,9 @@ def max_episode_steps(dist: Any, env: Any | None = None) -> int:
         value = getattr(dist, attr, None)
         if isinstance(value, int) and value > 0:
             return value
+    spec = getattr(dist, "spec", None)  # arm distributions: their randomization spec
+    if isinstance(getattr(spec, "episode_steps", None), int):
+        return int(spec.episode_steps)
     if env is not None:
         spec = getattr(env, "spec", None)
         if spec is not None and getattr(spec, "max_episode_steps", None):
@@ -40,37 +43,58 @@ def max_episode_steps(dist: Any, env: Any | None = None) -> int:
 class EnvBatch:
     """N single-task envs stepped in lockstep with same-step auto-reset.
 
-    `step` returns the next observation (the first observation of a new episode where one
-    ended), the reward, `terminated`, `truncated`, the final observation of an ended episode
-    (else the next observation) and the per-env info dicts. After an episode ends, env i is
-    reset with the next seed of its own seed stream.
+    Uses the distribution's vectorized env (`dist.make_vec_env`, SAME_STEP autoreset,
+    physics of the whole batch in one call) where it has one, else one `dist.make_env`
+    per task. `reset(seed)` reseeds everything (goals, initial states, sensor noise), so
+    two agents driven through the same sequence of `reset`/`step` calls meet the same
+    tasks, initial states and noise. `step` returns the next observation (the first of a
+    new episode where one ended), reward, terminated, truncated, the observation after the
+    step before any auto-reset (`final_obs`) and a dict of per-env arrays (`tip_error`
+    where the env reports one).
     """
 
     def __init__(self, dist: Any, tasks: list[Any], seed: int):
         self.dist = dist
         self.tasks = list(tasks)
         self.n = len(self.tasks)
-        self.envs = [dist.make_env(task, seed=derive_seed(seed, i)) for i, task in enumerate(tasks)]
-        self.privileged = np.stack(
-            [np.asarray(dist.oracle_features(t), dtype=np.float32).reshape(-1) for t in tasks]
-        ) if getattr(dist, "oracle_dim", 0) else np.zeros((self.n, 0), np.float32)
-        self.episode_steps = max_episode_steps(dist, self.envs[0])
+        if getattr(dist, "oracle_dim", 0):
+            feats = [np.asarray(dist.oracle_features(t), np.float32).reshape(-1) for t in tasks]
+            self.privileged = np.stack(feats)
+        else:
+            self.privileged = np.zeros((self.n, 0), np.float32)
+        self.vec = None
+        self.envs: list[Any] = []
+        if hasattr(dist, "make_vec_env"):
+            self.vec = dist.make_vec_env(self.tasks, seed=int(seed))
+            self.episode_steps = max_episode_steps(dist, self.vec)
+        else:
+            self.envs = [dist.make_env(t, seed=derive_seed(seed, i)) for i, t in enumerate(tasks)]
+            self.episode_steps = max_episode_steps(dist, self.envs[0])
         self._seeds: list[int] = [0] * self.n
         self._resets: list[int] = [0] * self.n
 
-    def reset(self, seeds: list[int]) -> tuple[np.ndarray, list[dict]]:
-        """Reset every env with its own seed; later auto-resets derive from that seed."""
-        self._seeds = [int(s) for s in seeds]
+    def reset(self, seed: int) -> np.ndarray:
+        """Reset every env; everything random from here on derives from `seed`."""
+        if self.vec is not None:
+            obs, _ = self.vec.reset(seed=int(seed))
+            return np.asarray(obs, np.float32)
+        self._seeds = [derive_seed(seed, i) for i in range(self.n)]
         self._resets = [0] * self.n
-        out = [env.reset(seed=s) for env, s in zip(self.envs, self._seeds, strict=True)]
-        return np.stack([o for o, _ in out]).astype(np.float32), [i for _, i in out]
-
-    def reset_one(self, i: int, seed: int) -> tuple[np.ndarray, dict]:
-        obs, info = self.envs[i].reset(seed=int(seed))
-        return np.asarray(obs, np.float32), info
+        out = [env.reset(seed=s)[0] for env, s in zip(self.envs, self._seeds, strict=True)]
+        return np.stack(out).astype(np.float32)
 
     def step(self, actions: np.ndarray):
-        obs, rew, term, trunc, final, infos = [], [], [], [], [], []
+        if self.vec is not None:
+            obs, rew, term, trunc, info = self.vec.step(actions)
+            obs = np.asarray(obs, np.float32)
+            final = obs.copy()
+            if "_final_obs" in info:
+                mask = np.asarray(info["_final_obs"], bool)
+                final[mask] = np.stack([info["final_obs"][i] for i in np.flatnonzero(mask)])
+            extra = {"tip_error": np.asarray(info["tip_error"])} if "tip_error" in info else {}
+            return (obs, np.asarray(rew, np.float32), np.asarray(term, bool),
+                    np.asarray(trunc, bool), final, extra)
+        obs, rew, term, trunc, final, tip = [], [], [], [], [], []
         for i, env in enumerate(self.envs):
             o, r, te, tr, info = env.step(actions[i])
             o = np.asarray(o, np.float32)
@@ -83,16 +107,13 @@ class EnvBatch:
             rew.append(r)
             term.append(te)
             trunc.append(tr)
-            infos.append(info)
-        return (
-            np.stack(obs),
-            np.asarray(rew, np.float32),
-            np.asarray(term, bool),
-            np.asarray(trunc, bool),
-            np.stack(final),
-            infos,
-        )
+            tip.append(info.get("tip_error", np.nan))
+        extra = {"tip_error": np.asarray(tip, float)} if not np.isnan(tip).all() else {}
+        return (np.stack(obs), np.asarray(rew, np.float32), np.asarray(term, bool),
+                np.asarray(trunc, bool), np.stack(final), extra)
 
     def close(self) -> None:
+        if self.vec is not None:
+            self.vec.close()
         for env in self.envs:
             env.close()

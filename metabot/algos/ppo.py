@@ -24,7 +24,7 @@ from metabot.errors import ConfigError
 class PPOConfig:
     """Hyper-parameters shared by the PPO-trained algorithms (dr, oracle, rma, rl2)."""
 
-    num_envs: int = 16
+    num_envs: int = 32
     episodes_per_rollout: int = 1  # per env; every rollout starts on freshly sampled tasks
     lr: float = 3e-4
     gamma: float = 0.99

@@ -18,7 +18,7 @@ import torch
 
 from metabot.algos.agents import Agent, RL2Agent
 from metabot.algos.base import Algorithm
-from metabot.algos.baselines import reset_seeds, sample_batch
+from metabot.algos.baselines import reset_seed, sample_batch
 from metabot.algos.ppo import (
     PPOConfig,
     gae,
@@ -90,7 +90,7 @@ class RL2(Algorithm):
         envs = sample_batch(self, cfg.num_envs)
         steps = cfg.episodes_per_rollout * envs.episode_steps
         rollout, _ = collect(
-            envs, self._policy_step, steps, reset_seeds(self, cfg.num_envs), agent.act_dim
+            envs, self._policy_step, steps, reset_seed(self), agent.act_dim
         )
         envs.close()
         # The trial is the unit: only its end (or a true termination) stops the return.

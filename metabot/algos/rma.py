@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from metabot.algos.agents import Agent, RMAAgent
-from metabot.algos.baselines import FeedForwardPPO, reset_seeds, sample_batch
+from metabot.algos.baselines import FeedForwardPPO, reset_seed, sample_batch
 from metabot.algos.ppo import PPOConfig, gaussian_log_prob
 from metabot.algos.registry import register
 from metabot.algos.rollout import collect
@@ -112,7 +112,7 @@ class RMA(FeedForwardPPO):
         envs = sample_batch(self, cfg.num_envs)
         steps = cfg.student_episodes * envs.episode_steps
         rollout, _ = collect(
-            envs, self._student_step, steps, reset_seeds(self, cfg.num_envs), agent.act_dim
+            envs, self._student_step, steps, reset_seed(self), agent.act_dim
         )
         envs.close()
         H = agent.history_len

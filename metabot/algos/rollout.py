@@ -49,12 +49,12 @@ def collect(
     envs: EnvBatch,
     policy_step: PolicyStep,
     steps: int,
-    reset_seeds: list[int],
+    reset_seed: int,
     act_dim: int,
     state: Any = None,
 ) -> tuple[Rollout, Any]:
-    """Reset `envs` with `reset_seeds` and run `steps` lockstep steps."""
-    obs, _ = envs.reset(reset_seeds)
+    """Reset `envs` with `reset_seed` and run `steps` lockstep steps."""
+    obs = envs.reset(reset_seed)
     n = envs.n
     priv = torch.as_tensor(envs.privileged)
     first = np.ones((n, 1), np.float32)

@@ -1,9 +1,12 @@
 """`toy-reach`: a tiny numpy task distribution for fast tests of the algorithms.
 
 A 2-D point mass driven through an unknown per-axis actuator gain (log-uniform
-0.25x-2x, ood up to 4x): a non-adaptive policy must compromise between weak and strong
-actuators, so adaptation measurably helps, and a step costs microseconds. It follows the
-`metabot.tasks` distribution contract (sample / make_env / oracle_features / dims) and
+0.5x-2x, ood 0.25x-4x) against an unknown constant force (a payload, a slope: uniform
++-1.5 m/s^2 per axis). A non-adaptive policy holds a steady-state offset that a policy
+knowing (or inferring) the force cancels, so adaptation measurably helps; a step costs
+microseconds.
+It follows the `metabot.tasks` distribution contract (sample, make_env, oracle_features,
+dims) and
 reports `info["tip_error"]` in metres like the arms. Not a benchmark: a test fixture
 that ships so `metabot train --tasks toy-reach` works without MuJoCo.
 """
@@ -28,13 +31,14 @@ class ToyTask:
     index: int
     gain: tuple[float, float]
     goal: tuple[float, float]
+    bias: tuple[float, float] = (0.0, 0.0)
     switch_step: int = -1  # fault split: the gain changes at this step (-1: never)
     gain_after: tuple[float, float] = (1.0, 1.0)
     params: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"distribution": self.distribution, "split": self.split, "index": self.index,
-                "gain": list(self.gain), "goal": list(self.goal),
+                "gain": list(self.gain), "goal": list(self.goal), "bias": list(self.bias),
                 "switch_step": self.switch_step, "gain_after": list(self.gain_after)}
 
 
@@ -59,6 +63,10 @@ class ToyEnv:
         self.t = 0
         return self._obs(), {}
 
+    def set_task(self, task: ToyTask) -> None:
+        """Swap the dynamics mid-episode (the state is kept)."""
+        self.task = task
+
     def _gain(self) -> np.ndarray:
         if 0 <= self.task.switch_step <= self.t:
             return np.asarray(self.task.gain_after)
@@ -70,7 +78,7 @@ class ToyEnv:
 
     def step(self, action):
         a = np.clip(np.asarray(action, dtype=float), -1.0, 1.0)
-        acc = self._gain() * a * 4.0 - 2.0 * self.v
+        acc = self._gain() * a * 4.0 - 2.0 * self.v + np.asarray(self.task.bias)
         self.v = self.v + acc * self.dt
         self.x = self.x + self.v * self.dt
         self.t += 1
@@ -87,15 +95,17 @@ class ToyDistribution:
     name = "toy-reach"
     obs_dim = 6
     act_dim = 2
-    oracle_dim = 2
+    oracle_dim = 4
     dt = ToyEnv.dt
     episode_steps = 40
-    gain_range = (0.25, 2.0)
-    ood_range = (0.15, 4.0)
+    gain_range = (0.5, 2.0)
+    ood_range = (0.25, 4.0)
+    bias_max = 1.5
 
     def ranges(self) -> dict[str, Any]:
         return {"gain": {"range": list(self.gain_range), "ood_range": list(self.ood_range),
-                         "unit": "x nominal", "sampling": "log"}}
+                         "unit": "x nominal", "sampling": "log"},
+                "bias": {"range": [-self.bias_max, self.bias_max], "unit": "m/s^2"}}
 
     def sample(self, n: int, *, split: str = "train", seed: int = 0) -> list[ToyTask]:
         if split not in _SPLIT_CODE:
@@ -105,13 +115,15 @@ class ToyDistribution:
         tasks = []
         for i in range(n):
             gain = np.exp(rng.uniform(math.log(lo), math.log(hi), 2))
+            bias = rng.uniform(-self.bias_max, self.bias_max, 2)
             goal = rng.uniform(-0.5, 0.5, 2)
             switch, after = -1, (1.0, 1.0)
             if split == "fault":
                 switch = self.episode_steps // 2
                 after = tuple(float(g) for g in gain * rng.uniform(0.3, 0.5, 2))
             tasks.append(ToyTask(self.name, split, i, tuple(float(g) for g in gain),
-                                 tuple(float(g) for g in goal), switch, after))
+                                 tuple(float(g) for g in goal), tuple(float(b) for b in bias),
+                                 switch, after))
         return tasks
 
     def make_env(self, task: ToyTask, seed: int | None = None) -> ToyEnv:
@@ -122,8 +134,8 @@ class ToyDistribution:
 
     def oracle_features(self, task: ToyTask) -> np.ndarray:
         lo, hi = self.gain_range
-        g = np.log(np.asarray(task.gain))
-        return (2 * (g - math.log(lo)) / (math.log(hi) - math.log(lo)) - 1).astype(np.float32)
+        mag = 2 * (np.log(np.asarray(task.gain)) - math.log(lo)) / math.log(hi / lo) - 1
+        return np.concatenate([mag, np.asarray(task.bias) / self.bias_max]).astype(np.float32)
 
 
 DISTRIBUTIONS = {"toy-reach": ToyDistribution}

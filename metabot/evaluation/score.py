@@ -1,0 +1,111 @@
+"""The normalized adaptation score S(k) and its bootstrap interval: pure numpy.
+
+Kept free of torch and of the rest of metabot so the robot side (deploy reports) can
+reuse exactly the same arithmetic.
+
+    S(k) = (mean R_k - mean R_dr) / (mean R_oracle - mean R_dr)
+
+Returns are first averaged per task (over seeds), then over tasks; the 95% interval
+resamples tasks with replacement (the same resampled tasks for R_k, R_dr and R_oracle,
+since all agents met the same tasks). S is reported only where the oracle-dr gap is
+clearly non-zero: its own bootstrap interval excludes 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def per_task_mean(returns: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """[tasks, seeds] (or [tasks]) -> [tasks]: average over seeds first."""
+    r = np.asarray(returns, dtype=float)
+    return r.mean(axis=1) if r.ndim == 2 else r
+
+
+def normalized_score(r_k: np.ndarray, r_dr: np.ndarray, r_oracle: np.ndarray) -> float:
+    """S from per-task returns; NaN when the oracle-dr gap is exactly zero."""
+    gap = float(np.mean(r_oracle) - np.mean(r_dr))
+    if gap == 0.0:
+        return float("nan")
+    return float((np.mean(r_k) - np.mean(r_dr)) / gap)
+
+
+def bootstrap_indices(n_tasks: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n_tasks] task indices resampled with replacement (seeded)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n_tasks, size=(n_boot, n_tasks))
+
+
+def score_ci(
+    r_k: np.ndarray,
+    r_dr: np.ndarray,
+    r_oracle: np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of S over tasks (per-task returns, aligned)."""
+    r_k, r_dr, r_oracle = (np.asarray(x, float) for x in (r_k, r_dr, r_oracle))
+    idx = bootstrap_indices(len(r_k), n_boot, seed)
+    gap = r_oracle[idx].mean(1) - r_dr[idx].mean(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (r_k[idx].mean(1) - r_dr[idx].mean(1)) / gap
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(np.quantile(s, a)), float(np.quantile(s, 1 - a))
+
+
+def mean_ci(
+    x: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean over tasks."""
+    x = np.asarray(x, float)
+    idx = bootstrap_indices(len(x), n_boot, seed)
+    m = x[idx].mean(1)
+    a = (1 - level) / 2
+    return float(np.quantile(m, a)), float(np.quantile(m, 1 - a))
+
+
+def adaptation_curve(
+    returns: Mapping[Any, np.ndarray],
+    dr_returns: np.ndarray,
+    oracle_returns: np.ndarray,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The whole S(k) summary from per-task (or [tasks, seeds]) returns per budget.
+
+    Returns a JSON-safe dict: normalized_score and ci95 (budget -> value, None where the
+    gap is not clearly non-zero), return (budget -> mean), dr_return, oracle_return,
+    gap_ci95 and worth_adapting.
+    """
+    r_dr, r_or = per_task_mean(dr_returns), per_task_mean(oracle_returns)
+    gap_lo, gap_hi = mean_ci(r_or - r_dr, n_boot, seed)
+    worth = bool(gap_lo > 0 or gap_hi < 0)
+    out: dict[str, Any] = {
+        "normalized_score": {},
+        "ci95": {},
+        "return": {},
+        "return_ci95": {},
+        "dr_return": float(np.mean(r_dr)),
+        "oracle_return": float(np.mean(r_or)),
+        "gap_ci95": [gap_lo, gap_hi],
+        "worth_adapting": worth,
+    }
+    for k, r in returns.items():
+        r_k = per_task_mean(r)
+        key = str(k)
+        out["return"][key] = float(np.mean(r_k))
+        out["return_ci95"][key] = list(mean_ci(r_k, n_boot, seed))
+        if worth:
+            out["normalized_score"][key] = normalized_score(r_k, r_dr, r_or)
+            out["ci95"][key] = list(score_ci(r_k, r_dr, r_or, n_boot, seed))
+        else:
+            out["normalized_score"][key] = None
+            out["ci95"][key] = None
+    return out
