@@ -41,11 +41,11 @@ def run(args: argparse.Namespace) -> int:
     ]
     out = results[0] if len(results) == 1 else {"results": results}
     text = json.dumps(out, indent=2)
-    print(text)
     if args.json_out:
         os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
         tmp = args.json_out + ".tmp"
         with open(tmp, "w") as f:
             f.write(text + "\n")
         os.replace(tmp, args.json_out)
+    print(text)
     return 0
