@@ -169,10 +169,13 @@ class ProcVectorEnv(VectorEnv):
             out["_" + k] = mask
         return out
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        if seed is not None:
-            self._seed = seed
-        seeds = [None if self._seed is None else self._seed + i for i in range(self.num_envs)]
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        if isinstance(seed, list | tuple):  # gymnasium also allows one seed per sub-env
+            seeds = list(seed)
+        else:
+            if seed is not None:
+                self._seed = seed
+            seeds = [None if self._seed is None else self._seed + i for i in range(self.num_envs)]
         self._seed = None  # later resets continue each env's own rng stream
         res = self._call("reset", self._split(seeds))
         obs = np.concatenate([r[0] for r in res])
