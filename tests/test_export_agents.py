@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from metabot.export.agent import export_loaded
-from metabot.export.parity import TOLERANCE
+from metabot.export.parity import TOLERANCE, reference_stepper
 from metabot.runtime import load
 
 agents_mod = pytest.importorskip("metabot.algos.agents")
@@ -190,3 +190,15 @@ def test_head_adaptation_matches_torch(exported, algo):
         agent.head_parameters()["head_weight"],
         np.asarray(agent.metadata["adaptation"]["initial"]["head_weight"], np.float32),
     )
+
+
+@pytest.mark.parametrize("algo", ["rl2", "anil"])
+def test_reference_stepper_from_metadata(exported, algo):
+    """The torch reference that `bench infer` times is the network the runtime runs."""
+    torch_agent, path, _ = exported[algo]
+    agent = load(path)
+    ref = reference_stepper(torch_agent, agent.metadata)
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        obs = rng.standard_normal(OBS).astype(np.float32)
+        np.testing.assert_allclose(agent.act(obs), ref.act(obs), atol=TOLERANCE, rtol=0)

@@ -150,7 +150,7 @@ def _torch_stepper(run_dir, meta, obs, priv) -> Callable[[int], Any]:
     import torch
 
     from metabot.algos import load_agent
-    from metabot.export.parity import TorchStepper
+    from metabot.export.parity import reference_stepper
 
     module, info = load_agent(run_dir)
     if info["run_id"] != meta["training"]["run_id"]:
@@ -158,14 +158,7 @@ def _torch_stepper(run_dir, meta, obs, priv) -> Callable[[int], Any]:
             f"{run_dir} is run {info['run_id']!r}, the artifact comes from"
             f" {meta['training']['run_id']!r}"
         )
-    extras = meta["adaptation"].get("initial") or {}
-    if extras:  # a head-adaptation agent: time the exported wrapper (head as inputs)
-        from metabot.export.agent import HeadInputs
-
-        module = HeadInputs(module)
-    shapes = [s["shape"] for s in meta["state"]]
-    extras = {k: np.asarray(v, np.float32) for k, v in extras.items()}
-    stepper = TorchStepper(module, meta["action"]["dim"], meta["privileged_dim"], shapes, extras)
+    stepper = reference_stepper(module, meta)
     torch.set_num_threads(1)  # a control loop's single thread; also faster at batch 1
 
     def step(i: int) -> None:

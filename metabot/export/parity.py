@@ -85,6 +85,24 @@ class TorchStepper:
         self.prev_action = torch.as_tensor(np.asarray(action, np.float32)).reshape(1, -1)
 
 
+def reference_stepper(agent_module: torch.nn.Module, metadata: dict) -> TorchStepper:
+    """The torch reference for an exported artifact, built from the agent module and the
+    artifact's metadata (head agents get the exported wrapper with their initial head)."""
+    adaptation = metadata["adaptation"]
+    initial = adaptation.get("initial") or {}
+    names = adaptation.get("graph_inputs", [])  # graph input order, not sorted key order
+    extras = {k: np.asarray(initial[k], np.float32) for k in names}
+    module = agent_module
+    if extras:
+        from metabot.export.agent import HeadInputs
+
+        module = HeadInputs(agent_module)
+    shapes = [s["shape"] for s in metadata["state"]]
+    return TorchStepper(
+        module, metadata["action"]["dim"], metadata["privileged_dim"], shapes, extras
+    )
+
+
 def _draw_obs(rng: np.random.Generator, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return (mean + 2.0 * std * rng.standard_normal(mean.shape)).astype(np.float32)
 
