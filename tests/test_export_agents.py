@@ -4,6 +4,8 @@ arm6-reach dimensions, including the numpy head adaptation of the gradient famil
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -202,3 +204,28 @@ def test_reference_stepper_from_metadata(exported, algo):
     for _ in range(20):
         obs = rng.standard_normal(OBS).astype(np.float32)
         np.testing.assert_allclose(agent.act(obs), ref.act(obs), atol=TOLERANCE, rtol=0)
+
+
+def test_head_adaptation_runs_without_torch(exported):
+    """On a robot computer (no torch): explore, adapt between episodes, act adapted."""
+    code = f"""
+import sys
+for name in ("torch", "mujoco", "onnx"):
+    sys.modules[name] = None
+import numpy as np
+from metabot.runtime import load
+agent = load({str(exported["anil"][1])!r}, seed=0)
+rng = np.random.default_rng(0)
+obs = rng.standard_normal((40, {OBS})).astype(np.float32)
+acts = []
+for o in obs:
+    agent.act(o, explore=True)
+    acts.append(agent.last_sample)
+info = agent.adapt({{"obs": obs, "actions": np.array(acts), "rewards": -np.abs(obs[:, 0]),
+                     "ends": (np.arange(40) % 20 == 19).astype(float)}})
+assert info["head_change"] > 0 and info["episodes"] == 2, info
+print(agent.act(obs[0]).shape)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"({ACT},)"

@@ -128,6 +128,7 @@ def test_metadata_lies_about_shapes(rma_artifact, tmp_path):
     [
         (np.zeros(OBS + 1), "shape"),
         (np.zeros((2, OBS)), "shape"),
+        (np.zeros((OBS, 1)), "shape"),
         (np.r_[np.zeros(OBS - 1), np.nan], r"NaN or Inf at index \[8\]"),
         (np.r_[np.inf, np.zeros(OBS - 1)], r"NaN or Inf at index \[0\]"),
     ],

@@ -108,6 +108,7 @@ class Agent:
         self._rng = np.random.default_rng(seed)
         # Flat views of the bound buffers (writes land in the bound memory), and the run call.
         self._obs_flat = self._obs.reshape(-1)
+        self._obs_shape = (self.obs_dim,)
         self._action_flat = self._action.reshape(-1)
         self._prev_action_flat = self._prev_action.reshape(-1)
         self._run = self._runner()
@@ -210,7 +211,7 @@ class Agent:
         if explore and self.metadata["adaptation"]["kind"] != "head":
             raise ArtifactError(f"explore=True is for head-adaptation agents, not {self.algorithm}")
         obs_arr = np.asarray(obs, dtype=np.float32)
-        if obs_arr.size != self.obs_dim or obs_arr.ndim > 2:
+        if obs_arr.shape != self._obs_shape and obs_arr.shape != self._obs.shape:
             raise InputError(
                 f"observation has shape {obs_arr.shape}, the agent expects ({self.obs_dim},)"
             )
