@@ -167,6 +167,7 @@ class Deployment:
         privileged: Callable[[], np.ndarray] | None = None,
         on_step: Callable[[int, int], None] | None = None,
         home_speed: float = 1.5,
+        first_home_speed: float = 0.5,
         home_tol: float = 0.03,
         home_timeout: float = 3.0,
         rate_hz: float | None = None,
@@ -195,6 +196,7 @@ class Deployment:
         self.safety = safety
         self.log_path = log_path
         self.home_speed = float(home_speed)
+        self.first_home_speed = float(first_home_speed)
         self.home_tol = float(home_tol)
         self.home_timeout = float(home_timeout)
         self.loop = None
@@ -271,7 +273,9 @@ class _Machine:
             self.target = q.copy() if self.target is None else self.target
             if self._pending_adapt:  # between episodes, while the arm only homes
                 self._adapt()
-        step = self.dep.home_speed * self.period
+        # The first move starts wherever the arm is: slower.
+        speed = self.dep.first_home_speed if not self.results else self.dep.home_speed
+        step = speed * self.period
         self.target = self.target + np.clip(self.home - self.target, -step, step)
         at_home = bool(np.allclose(self.target, self.home))
         err = float(np.max(np.abs(q - self.home)))
@@ -283,7 +287,8 @@ class _Machine:
         still = self.q_last is not None and float(np.max(np.abs(q - self.q_last))) < 0.005
         self.q_last = q
         self.settled = self.settled + 1 if (at_home and still) else 0
-        timed_out = now - self.home_started > self.dep.home_timeout
+        timed_out = now - self.home_started > self.dep.home_timeout + (
+            0.0 if self.results else 10.0)
         if (self.settled >= 5 and err < self.dep.home_tol) or self.settled >= 15 or (
             at_home and timed_out
         ):

@@ -122,10 +122,10 @@ def deploy(
     t_start = time.time()
     with open_robot(robot_url, meta, baudrate=baudrate, watchdog_s=watchdog_s) as robot:
         robot.enable()
-        robot.home(speed=min(home_speed, 0.5))  # the first move: slow, the arm may be anywhere
         dep = Deployment(
             agent, robot, arm=arm, safety=SafetyConfig(link_timeout_s=link_timeout_s),
             log_path=str(out / "cycles.jsonl"), home_speed=home_speed,
+            first_home_speed=min(home_speed, 0.5),  # the first move: the arm may be anywhere
         )  # fmt: skip
         with _progress(console, f"deploy {agent.algorithm}", episodes * n_steps) as tick:
             results = dep.run(segments, progress=tick, log_meta={"robot": robot_url})

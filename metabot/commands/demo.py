@@ -1,0 +1,46 @@
+"""`metabot demo`: the end-to-end demo on mock robots in other processes (see
+metabot/deploy/demo.py for the protocol). The deploy path itself imports no torch or mujoco;
+the mock robots (separate processes) need the `sim` extra, `--from-scratch` the `train` one.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="demo_out", metavar="DIR",
+                        help="where report.json, the plots and cycle logs go (default ./demo_out)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="train and export the three agents first (about an hour on 2 cores)")
+    parser.add_argument("--agents", metavar="DIR",
+                        help="use arm6-reach-{rma,dr,oracle}.onnx from DIR, not the shipped ones")
+    parser.add_argument("--draws", type=int, default=5,
+                        help="held-out (test split) mock robots (default 5, at least 2)")
+    parser.add_argument("--fault-draws", type=int, default=3,
+                        help="fault-split mock robots (payload x3, one weak servo; default 3)")
+    parser.add_argument("--no-payload-change", action="store_true",
+                        help="skip the mid-run payload change experiment")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="robots driven at once, each in its own process (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the draws and goals")
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from metabot.deploy import demo, demo_view
+    from metabot.errors import ConfigError
+
+    if args.draws < 2:
+        raise ConfigError("--draws must be at least 2 (the interval is a bootstrap over draws)")
+    if args.fault_draws < 0 or args.jobs < 1:
+        raise ConfigError("--fault-draws must be >= 0 and --jobs >= 1")
+    console = Console()
+    rep = demo.run_demo(
+        args.out, from_scratch=args.from_scratch, agents_dir=args.agents, draws=args.draws,
+        fault_draws=args.fault_draws, seed=args.seed, jobs=args.jobs,
+        payload=not args.no_payload_change, console=console,
+    )  # fmt: skip
+    demo_view.print_report(console, rep)
+    return 0

@@ -1,0 +1,138 @@
+"""Build the shipped arm6-reach agents: the one documented command.
+
+    python -m metabot.deploy.build_agents [--out DIR] [--runs DIR] [--jobs N]
+
+trains the adaptive agent (rma), the dr baseline and the oracle with the committed config
+`metabot/agents/arm6-reach.json` (for each agent: algo, tasks, seed, steps and every
+hyper-parameter, exactly a run's config.json minus its digest) and exports each run to
+DIR/arm6-reach-{rma,dr,oracle}.onnx (default: metabot/agents/, the shipped files).
+Every artifact records the digest of its config (metadata.training.config_digest), and
+tests/test_deploy_agents.py checks that the shipped ones match the committed config, so
+anyone can rebuild them. The three trainings run side by side (`--jobs`, default 3): on
+2 cores that takes about 45-60 minutes. `metabot demo --from-scratch` calls `build`.
+
+Needs the `train` and `sim` extras (torch, mujoco): this is the training-machine side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from metabot.errors import ConfigError
+
+AGENTS = ("rma", "dr", "oracle")
+CONFIG_NAME = "arm6-reach.json"
+TASK = "arm6-reach"
+
+
+def committed_config() -> dict[str, Any]:
+    """The committed training config of the shipped agents: {name: run config body}."""
+    text = (resources.files("metabot.agents") / CONFIG_NAME).read_text()
+    data = json.loads(text)
+    missing = [n for n in AGENTS if n not in data.get("agents", {})]
+    if missing:
+        raise ConfigError(f"{CONFIG_NAME}: no config for {missing}")
+    return data["agents"]
+
+
+def config_digest(body: dict[str, Any]) -> str:
+    """The digest a training run with this config records (metabot.algos.config.digest)."""
+    from metabot.algos.config import digest
+
+    keys = ("algo", "tasks", "seed", "steps", "params")
+    return digest({k: body[k] for k in keys})
+
+
+def build(
+    out_dir: str | os.PathLike | None = None,
+    *,
+    runs_dir: str | os.PathLike | None = None,
+    jobs: int = 3,
+    console: Any = None,
+    steps_scale: float = 1.0,
+) -> dict[str, Path]:
+    """Train and export the three agents; returns {name: artifact path}.
+
+    Each training runs as `metabot train` in its own process (crash-safe checkpoints; an
+    interrupted build resumes where it stopped). `steps_scale` < 1 is for smoke tests only:
+    it changes the config, so the digests then differ from the committed ones.
+    """
+    cfg = committed_config()
+    out = Path(out_dir) if out_dir is not None else Path(str(resources.files("metabot.agents")))
+    out.mkdir(parents=True, exist_ok=True)
+    runs = Path(runs_dir) if runs_dir is not None else out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen] = {}
+    pending = list(AGENTS)
+    t0 = time.monotonic()
+    logs = {}
+    while pending or procs:
+        while pending and len(procs) < max(1, jobs):
+            name = pending.pop(0)
+            body = dict(cfg[name])
+            if steps_scale != 1.0:
+                body["steps"] = max(1, int(body["steps"] * steps_scale))
+            cfg_file = runs / f"{name}.config.json"
+            cfg_file.write_text(json.dumps(body, indent=1))
+            run_dir = runs / name
+            cmd = [sys.executable, "-m", "metabot", "train", "--algo", body["algo"],
+                   "--tasks", body["tasks"], "--seed", str(body["seed"]),
+                   "--out", str(run_dir), "--config", str(cfg_file), "--no-progress"]
+            if (run_dir / "checkpoint.pt").is_file():
+                cmd.append("--resume")
+            logs[name] = open(runs / f"{name}.train.log", "a")  # noqa: SIM115
+            procs[name] = subprocess.Popen(cmd, stdout=logs[name], stderr=subprocess.STDOUT)
+            _say(console, f"training {name}: {' '.join(cmd[2:])}")
+        for name, p in list(procs.items()):
+            if p.poll() is None:
+                continue
+            logs[name].close()
+            del procs[name]
+            if p.returncode != 0:
+                for q in procs.values():
+                    q.terminate()
+                tail = (runs / f"{name}.train.log").read_text().splitlines()[-3:]
+                raise ConfigError(f"training {name} failed (exit {p.returncode}): "
+                                  + " | ".join(tail))
+            _say(console, f"{name} trained ({time.monotonic() - t0:.0f} s)")
+        time.sleep(1.0)
+    paths = {}
+    from metabot.export.agent import export_agent
+
+    for name in AGENTS:
+        paths[name] = export_agent(runs / name, out / f"{TASK}-{name}.onnx")
+        _say(console, f"exported {paths[name]}")
+    return paths
+
+
+def _say(console: Any, text: str) -> None:
+    if console is not None:
+        console.print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="artifact directory (default: metabot/agents/)")
+    parser.add_argument("--runs", help="run directories (default: OUT/runs)")
+    parser.add_argument("--jobs", type=int, default=3, help="trainings at once (default 3)")
+    args = parser.parse_args(argv)
+    from rich.console import Console
+
+    try:
+        build(args.out, runs_dir=args.runs, jobs=args.jobs, console=Console())
+    except ConfigError as exc:
+        print(f"build_agents: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
