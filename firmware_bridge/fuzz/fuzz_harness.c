@@ -4,7 +4,8 @@
  * cases go through ONE streaming decoder and ONE sequence tracker, as on a real link.
  * stdout: one line per case, "<accepted>|<rejections>": accepted frames in order as
  * A|D|R (new, duplicate, reordered by sequence number) + ':' + CRC-32C of the frame
- * re-encoded; rejections as reason=count in reason order. fuzz.py builds the same line
+ * re-encoded; rejections as reason=count in reason order. A length of 0xFFFFFFFF
+ * flushes stdout. fuzz.py builds the same line
  * from the Python decoder and compares. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,10 @@ int main(void) {
         uint32_t rej[MB_REJ_COUNT];
         size_t k = 0;
         int r, got, first = 1;
+        if (n == 0xFFFFFFFFu) { /* flush marker: the driver waits for this batch's lines */
+            fflush(stdout);
+            continue;
+        }
         if (n > sizeof(buf) || fread(buf, 1, n, stdin) != n) {
             fprintf(stderr, "fuzz_harness: truncated input\n");
             return 2;
