@@ -183,3 +183,18 @@ def test_parity_catches_a_wrong_graph(tmp_path):
     with pytest.raises(ArtifactError, match="parity failed"):
         export_module(module, out, toy_metadata(module, "dr"), [])
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_export_is_reproducible_and_records_its_check(tmp_path):
+    _, a, report = build("rl2", tmp_path / "a.onnx", n_random=50)
+    _, b, _ = build("rl2", tmp_path / "b.onnx", n_random=50)
+    assert a.read_bytes() == b.read_bytes()  # no timestamps: same run, same artifact
+    export = load(a).metadata["export"]
+    assert export["random_steps"] == 50 and export["max_abs_diff"] == report.max_abs_diff
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ArtifactError, match="cannot write"):
+        build("dr", blocker / "agent.onnx", n_random=10)

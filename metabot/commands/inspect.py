@@ -21,6 +21,16 @@ def _short(value, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _export_check(export: dict | None) -> str:
+    if not export:
+        return "not recorded"
+    return (
+        f"parity max |diff| {export['max_abs_diff']:.1e} (tolerance {export['tolerance']:g}) over"
+        f" {export['random_steps']} random steps + {export['sequence_steps']}-step sequences;"
+        f" {export.get('exporter', '?')}, opset {export.get('opset', '?')}"
+    )
+
+
 def rows(meta: dict) -> list[tuple[str, str]]:
     """(field, value) pairs in reading order: identity, I/O, robot, adaptation, training."""
     task, obs, act = meta["task"], meta["observation"], meta["action"]
@@ -83,6 +93,7 @@ def rows(meta: dict) -> list[tuple[str, str]]:
         ),
         ("inputs", ", ".join(f"{t['name']}{t['shape']}" for t in meta["inputs"])),
         ("outputs", ", ".join(f"{t['name']}{t['shape']}" for t in meta["outputs"])),
+        ("export check", _export_check(meta.get("export"))),
         ("run id", meta["training"]["run_id"]),
         ("config digest", meta["training"]["config_digest"][:23]),
         ("digest", meta["digest"] + "  (verified)"),

@@ -128,11 +128,17 @@ def finalize(model: onnx.ModelProto, metadata: dict[str, Any]) -> bytes:
 
 
 def write_atomic(data: bytes, out_path: str | Path) -> Path:
+    """Temp file + rename: a crash leaves the old artifact or the new one, never half."""
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out_path)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, out_path)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise ArtifactError(f"cannot write {out_path}: {exc.strerror or exc}") from None
     return out_path
 
 
@@ -184,4 +190,14 @@ def export_module(
         seed=seed,
         extras=extras,
     )
-    return write_atomic(data, out_path), report
+    # Record the check in the artifact itself; the graph bytes must not change.
+    metadata["export"] = {
+        **report.to_dict(),
+        "exporter": f"torch {torch.__version__} TorchScript exporter (dynamo=False)",
+        "opset": OPSET,
+        "checker": "onnx.checker.check_model(full_check=True)",
+    }
+    final = finalize(model, metadata)
+    if split_model(final)[0] != stripped:
+        raise ArtifactError("export: the graph changed while the parity report was attached")
+    return write_atomic(final, out_path), report

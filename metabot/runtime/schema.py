@@ -94,6 +94,7 @@ SCHEMA: dict[str, Any] = _obj(
             required=["run_id", "config_digest"],
             extra=True,
         ),
+        "export": {"type": "object"},  # optional: how the export was checked
         "digest": {"type": "string"},
     },
     required=[
