@@ -179,8 +179,6 @@ class MockRobot:
 
     def _emit(self, data: bytes, now: float) -> None:
         if data:
-            if self.host_baud is not None and self.host_baud != self.baud:
-                data = self._garble(data)
             self.to_host.push(data, now)
 
     def _run(self) -> None:
@@ -228,6 +226,8 @@ class MockRobot:
                 if next_state < now:
                     next_state = now + self.state_period
             out = self.to_host.pop_due(now)
+            if out and self.host_baud is not None and self.host_baud != self.baud:
+                out = self._garble(out)  # at delivery: the host's UART samples at its rate
             if out and self._sink is not None:
                 try:
                     self._sink(out)

@@ -122,6 +122,7 @@ class SerialRobot(Robot):
         self._rebooted_to: int | None = None
         self._link_error: str | None = None
         self._cmd_seq = 0
+        self._latched: str | None = None  # from a FAULT, before the next STATE shows it
         self.bytes_received = 0
         self.stale_frames = 0
 
@@ -291,6 +292,12 @@ class SerialRobot(Robot):
                 self.nacks[name] = self.nacks.get(name, 0) + 1
         elif isinstance(msg, Fault):
             self.faults.append(msg)
+            if msg.code == FaultCode.WATCHDOG:
+                self._latched = "its watchdog tripped"
+            elif msg.code == FaultCode.ESTOP:
+                self._latched = "e-stopped"
+        elif isinstance(msg, Estop):
+            self._latched = "e-stopped by the MCU"
 
     # ---- sending ---------------------------------------------------------------------------
     def _send(self, msg: Message) -> int:
@@ -306,24 +313,32 @@ class SerialRobot(Robot):
                 raise LinkError(f"{self.url}: write failed: {exc}") from None
         return seq
 
-    def _request(self, msg: Message, what: str, timeout: float | None = None) -> None:
-        """Send and wait for the ACK (outside any control cycle). NACK -> LinkError."""
+    def _request(self, msg: Message, what: str, timeout: float | None = None,
+                 tries: int = 3) -> None:
+        """Send and wait for the ACK (outside any control cycle); NACK -> LinkError.
+
+        Only idempotent messages go through here (SET_CONFIG, TORQUE), so a lost frame or
+        ACK is simply sent again under a new sequence number.
+        """
         timeout = self.ack_timeout_s if timeout is None else timeout
-        event, box = threading.Event(), []
-        with self._tx_lock:
-            seq = self._tx_seq
-            self._acks[seq] = (event, box)
-        try:
-            sent = self._send(msg)
-            if sent != seq:  # another thread sent in between; wait on the right one
-                self._acks[sent] = self._acks.pop(seq)
-                seq = sent
-            if not event.wait(timeout):
-                raise LinkError(f"{what}: no answer from the MCU within {timeout * 1e3:.0f} ms")
-            if isinstance(box[0], Nack):
-                raise LinkError(f"{what} refused by the MCU: {_nack_name(box[0].reason)}")
-        finally:
-            self._acks.pop(seq, None)
+        for _ in range(tries):
+            event, box = threading.Event(), []
+            with self._tx_lock:
+                seq = self._tx_seq
+                self._acks[seq] = (event, box)
+            try:
+                sent = self._send(msg)
+                if sent != seq:  # another thread sent in between; wait on the right one
+                    self._acks[sent] = self._acks.pop(seq)
+                    seq = sent
+                if event.wait(timeout):
+                    if isinstance(box[0], Nack):
+                        raise LinkError(f"{what} refused by the MCU: {_nack_name(box[0].reason)}")
+                    return
+            finally:
+                self._acks.pop(seq, None)
+            self._check_link()
+        raise LinkError(f"{what}: no answer from the MCU within {tries} x {timeout * 1e3:.0f} ms")
 
     def _check_link(self) -> None:
         if self._rebooted_to is not None:
@@ -345,8 +360,10 @@ class SerialRobot(Robot):
     def _send_command(self, targets: np.ndarray, mode: str) -> int:
         self._check_link()
         s = self._latest
-        if s is not None and (s.estopped or s.watchdog_tripped):
+        why = self._latched
+        if why is None and s is not None and (s.estopped or s.watchdog_tripped):
             why = "e-stopped" if s.estopped else "its watchdog tripped"
+        if why is not None:
             raise SafetyError(f"the MCU is latched ({why}); it holds the arm until enable()")
         self._cmd_seq += 1
         self._send(Command(self.session_id, self._cmd_seq, int(self.command_ttl_s * 1e6),
@@ -363,6 +380,7 @@ class SerialRobot(Robot):
         t = time.monotonic()
         self._request(Torque(self.session_id, int(TorqueAction.ENABLE)), "enable")
         self._estop_latched = False
+        self._latched = None
         deadline = t + max(0.5, 4 * self.ack_timeout_s)
         while True:  # wait until a STATE shows the latches cleared
             s = self._latest
@@ -381,6 +399,7 @@ class SerialRobot(Robot):
         self._request(Torque(self.session_id, int(TorqueAction.DISABLE)), "disable")
 
     def _estop(self) -> None:
+        self._latched = "e-stopped"
         for _ in range(2):  # honoured in every state; sent twice in case one is corrupted
             self._send(Estop(0))
 
