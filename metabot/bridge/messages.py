@@ -118,16 +118,20 @@ _SCALAR_TYPES = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "f32": "f"}
 class Message:
     """Base of every message: equality compares joint arrays by value."""
 
+    __slots__ = ()
+
     MSG_ID: ClassVar[MsgId]
     SCALARS: ClassVar[tuple[tuple[str, str], ...]]
     ARRAYS: ClassVar[tuple[str, ...]] = ()
 
     def __eq__(self, other: Any) -> bool:
+        """Equal as on the wire: floats compared at float32 precision, NaN equal to NaN."""
         if type(other) is not type(self):
             return NotImplemented
+        floats = {n for n, t in self.SCALARS if t == "f32"}
         for f in dataclasses.fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            if f.name in self.ARRAYS:
+            if f.name in self.ARRAYS or f.name in floats:
                 if not np.array_equal(
                     np.asarray(a, np.float32), np.asarray(b, np.float32), equal_nan=True
                 ):
