@@ -27,7 +27,7 @@ from metabot.algos.rollout import Rollout, collect
 
 @dataclass(frozen=True)
 class MLPConfig(PPOConfig):
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = (128, 128)
     critic_privileged: bool = True
 
 

@@ -28,7 +28,7 @@ from metabot.errors import ConfigError
 
 @dataclass(frozen=True)
 class RMAConfig(PPOConfig):
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] = (128, 128)
     latent_dim: int = 8
     encoder_hidden: tuple[int, ...] = (64,)
     history_len: int = 40

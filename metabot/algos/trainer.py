@@ -73,13 +73,21 @@ def resolve_config(
 class _Logger:
     """CSV + TensorBoard scalars. TensorBoard is optional at import (train extra)."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, resume_at: int | None = None):
         self.csv_path = run_dir / "log.csv"
         self.fields: list[str] | None = None
         if self.csv_path.is_file():
-            with self.csv_path.open() as f:
-                header = f.readline().strip()
-            self.fields = header.split(",") if header else None
+            with self.csv_path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                self.fields = list(reader.fieldnames or []) or None
+                rows = list(reader)
+            if resume_at is not None and self.fields:  # drop rows logged after the checkpoint
+                kept = [r for r in rows if float(r.get("env_steps") or 0) <= resume_at]
+                if len(kept) != len(rows):
+                    with self.csv_path.open("w", newline="") as f:
+                        writer = csv.DictWriter(f, fieldnames=self.fields)
+                        writer.writeheader()
+                        writer.writerows(kept)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -177,7 +185,7 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "config.json", cfg)
 
-    logger = _Logger(out)
+    logger = _Logger(out, resume_at=algorithm.env_steps if resume else None)
     total = cfg["steps"]
     started = time.time()
     last_ckpt = time.time()
