@@ -232,6 +232,8 @@ class _Machine:
         self.arm = dep.arm
         self.period = 1.0 / dep.rate_hz
         self.home = np.asarray(self.arm.home, dtype=np.float64)
+        n = self.arm.n_joints
+        self.err_slice = slice(3 * n + 6, 3 * n + 9)  # goal - tip in arm.observe's layout
         self.results: list[SegmentResult] = []
         self.seg = 0
         self.phase = "home"
@@ -313,10 +315,12 @@ class _Machine:
         seg = self.segments[self.seg]
         agent, arm = self.dep.agent, self.arm
         goal = np.asarray(seg.goal, dtype=np.float64)
+        # One forward kinematics per cycle: the observation holds (goal - tip) / ERR_SCALE.
+        obs = armlib.observe(arm, q, state.velocities, state.efforts, goal)
         if self.j > 0:
             # the previous step's outcome: reward and tip error from the state it produced
             applied = armlib.target_to_action(arm, self.loop.safety.last_command)
-            err = float(armlib.tip_error(arm, q, goal))
+            err = float(np.linalg.norm(obs[self.err_slice].astype(np.float64))) * armlib.ERR_SCALE
             r = float(armlib.reward_from_error(err, applied, self.prev_applied))
             self.errs.append(err)
             self.rewards.append(r)
@@ -331,7 +335,6 @@ class _Machine:
             return self.target.copy()
         if self.dep.on_step is not None:
             self.dep.on_step(self.seg, self.j)
-        obs = armlib.observe(arm, q, state.velocities, state.efforts, goal)
         priv = self.dep.privileged() if self.dep.privileged is not None else None
         t0 = time.perf_counter()
         if self.dep.kind == "head":
