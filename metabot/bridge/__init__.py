@@ -35,6 +35,7 @@ from .messages import (
     TorqueAction,
     WatchdogAction,
     modes_mask,
+    names_digest,
     schema_string,
 )
 
@@ -44,5 +45,5 @@ __all__ = [
     "Estop", "Fault", "FaultCode", "Frame", "Hello", "HelloAck", "Heartbeat", "Message", "Mode",
     "MsgId", "Nack", "NackReason", "SequenceTracker", "SessionWatch", "SetConfig", "State",
     "Status", "Torque", "TorqueAction", "VersionMismatch", "WatchdogAction", "check_hello_ack",
-    "check_nack", "decode_frame", "encode", "modes_mask", "schema_string",
+    "check_nack", "decode_frame", "encode", "modes_mask", "names_digest", "schema_string",
 ]

@@ -321,6 +321,11 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
 )
 
 
+def names_digest(names: list[str] | tuple[str, ...]) -> int:
+    """HELLO_ACK.names_digest: CRC-32C of the joint names joined by ','."""
+    return _crc32c.crc32c(",".join(names).encode("utf-8"))
+
+
 def schema_string(cls: type[Message]) -> str:
     """The text whose CRC-32C is the message's schema hash (see docs/protocol.md)."""
     parts = [f"{n}:{t}" for n, t in cls.SCALARS]
