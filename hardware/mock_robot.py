@@ -389,17 +389,19 @@ class PtyTransport:
                 return
             view = view[n:]
 
+    def _check_baud(self) -> None:
+        """The host may change its baud rate at any time; a pty carries the setting."""
+        if self._want is None:
+            return
+        try:
+            speed = termios.tcgetattr(self.slave)[5]
+        except termios.error:
+            return
+        self.mock.host_baud = self.mock.baud if speed == self._want else -int(speed)
+
     def _reader(self) -> None:
-        last_check = 0.0
         while self._running:
-            now = time.monotonic()
-            if self._want is not None and now - last_check > 0.1:
-                last_check = now
-                try:
-                    speed = termios.tcgetattr(self.slave)[5]
-                    self.mock.host_baud = self.mock.baud if speed == self._want else -int(speed)
-                except termios.error:
-                    pass
+            self._check_baud()
             try:
                 r, _, _ = select.select([self.master], [], [], 0.05)
             except (OSError, ValueError):
@@ -410,6 +412,7 @@ class PtyTransport:
                 except (BlockingIOError, OSError):
                     continue
                 if data:
+                    self._check_baud()
                     self.mock.from_host(data)
 
     def close(self) -> None:
