@@ -100,6 +100,13 @@ def bench_sim(
         "ours_over_raw": round(best["ours"] / best["raw"], 3),
         "ours_over_gym_sync": round(best["ours"] / best["gym"], 3),
         "median_steps_per_s": {key: round(float(np.median(v)), 1) for key, v in rates.items()},
+        # paired per round (same background load): ours / raw and ours / gym
+        "round_ours_over_raw": [
+            round(o / r, 3) for o, r in zip(rates["ours"], rates["raw"], strict=True)
+        ],
+        "round_ours_over_gym_sync": [
+            round(o / g, 3) for o, g in zip(rates["ours"], rates["gym"], strict=True)
+        ],
         "n_envs": n_envs,
         "gym_sync_envs": gym_envs,
         "physics_steps_per_env_step": dist.substeps,
