@@ -9,9 +9,11 @@ One `ArmBatch` simulates N arms (one randomized MjModel each) at the control rat
 Physics for the whole batch runs in ONE `mujoco.rollout` call per control step (the substeps of
 that step, control held constant as a servo does between bus writes), on a persistent 2-thread
 pool; everything at control rate (delay, dead band, noise, quantization, FK, reward) is
-vectorized numpy over the batch. Measured on arm6-reach (bench/sim.json): this beats both
-gymnasium's SyncVectorEnv (a Python mj_step loop per env) and a 2-process shared-memory design
-(per-step pipe round trips cost more than the physics of a small arm). The single env
+vectorized numpy over the batch. Measured on arm6-reach (bench/sim.json, docs/tasks.md): a
+rollout call runs faster than a Python mj_step loop even on one thread and ~1.8x on two, and
+the whole env beats gymnasium's SyncVectorEnv ~9x. Two worker processes (the other design) were
+not built for arms: each would still need this batched numpy path, plus a pipe round trip per
+step, to do the same physics. The single env
 (`make_env`) is the same ArmBatch with N=1 and no thread pool, so both share one code path.
 
 Episodes: `episode_steps` control steps (100 = 2 s), truncation only (no termination). The
