@@ -28,6 +28,12 @@ def run(args: argparse.Namespace) -> int:
         f"parity: {report.random_steps} random steps + {report.sequence_steps}-step sequences,"
         f" max |diff| {report.max_abs_diff:.2e} (tolerance 1e-5); onnx.checker: ok"
     )
+    head = meta.get("export", {}).get("head_adaptation")
+    if head:
+        print(
+            f"head adaptation step: runtime (numpy) vs agent on {head['transitions']} exploration"
+            f" transitions, max |diff| {head['max_abs_diff']:.2e}"
+        )
     if not meta["training"].get("finished"):
         print("note: the run had not finished training (its latest agent was exported)")
     return 0

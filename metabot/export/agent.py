@@ -11,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from metabot.errors import ArtifactError
 from metabot.export.metadata import STATE_KINDS, build_metadata
 from metabot.export.onnx_export import export_module
-from metabot.export.parity import ParityReport
+from metabot.export.parity import TOLERANCE, ParityReport
 
 
 class HeadInputs(nn.Module):
@@ -58,15 +60,59 @@ def head_export(agent: Any, metadata: dict[str, Any]) -> tuple[nn.Module, list, 
     return HeadInputs(agent).eval(), extra, ["features"]
 
 
+def head_step_check(torch_agent: Any, episodes: int = 3, steps: int = 50, seed: int = 0):
+    """Export-time parity of the head adaptation step: the runtime's numpy `adapt` must give
+    the head the agent's own adaptation (metabot.algos) gives, on exploration episodes the
+    runtime itself collected."""
+
+    def check(runtime_agent: Any) -> dict[str, Any]:
+        rng = np.random.default_rng(seed)
+        norm = runtime_agent.metadata["normalizer"]
+        mean = np.asarray(norm["mean"]) if norm else 0.0
+        std = np.asarray(norm["std"]) if norm else 1.0
+        n = episodes * steps
+        obs = (mean + std * rng.standard_normal((n, runtime_agent.obs_dim))).astype(np.float32)
+        runtime_agent.reset()
+        samples = []
+        for t in range(n):
+            if t % steps == 0:
+                runtime_agent.new_episode()
+            runtime_agent.act(obs[t], explore=True)
+            samples.append(runtime_agent.last_sample)
+        tr = {
+            "obs": obs,
+            "actions": np.asarray(samples),
+            "rewards": rng.standard_normal(n),
+            "ends": (np.arange(n) % steps == steps - 1).astype(np.float64),
+        }
+        runtime_agent.adapt(tr)
+        ours = runtime_agent.head_parameters()
+        ref = torch_agent.adapted(tr).policy.head
+        diff = max(
+            float(np.max(np.abs(ours["head_weight"] - ref.weight.detach().numpy()))),
+            float(np.max(np.abs(ours["head_bias"] - ref.bias.detach().numpy()))),
+        )
+        if not diff <= TOLERANCE:
+            raise ArtifactError(
+                f"export parity failed: the runtime's head adaptation step differs from the"
+                f" agent's by {diff:.3g} (tolerance {TOLERANCE})"
+            )
+        runtime_agent.reset()
+        return {"head_adaptation": {"transitions": n, "max_abs_diff": diff}}
+
+    return check
+
+
 def export_loaded(
     agent: Any, info: dict[str, Any], dist: Any, out_path: str | Path, **kwargs: Any
 ) -> tuple[Path, ParityReport]:
     """Export an agent module (metabot.algos.agents contract) with its run info."""
     agent = agent.eval()
     metadata = build_metadata(agent, info, dist)
-    module, extra_inputs, extra_outputs = agent, [], []
+    module, extra_inputs, extra_outputs, post_check = agent, [], [], None
     if metadata["adaptation"]["kind"] == "head":
         module, extra_inputs, extra_outputs = head_export(agent, metadata)
+        post_check = head_step_check(agent)
     state_shapes = [[1, *shape] for shape in agent.state_shapes]
     kind = STATE_KINDS.get(agent.algo, "state")
     return export_module(
@@ -77,6 +123,7 @@ def export_loaded(
         [kind] * len(state_shapes),
         extra_inputs=extra_inputs,
         extra_outputs=extra_outputs,
+        post_check=post_check,
         **kwargs,
     )
 

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,7 @@ def export_module(
     *,
     extra_inputs: Sequence[tuple[str, torch.Tensor]] = (),
     extra_outputs: Sequence[str] = (),
+    post_check: Callable[[Any], dict[str, Any]] | None = None,
     n_random: int = 1000,
     seq_steps: int = 200,
     seed: int = 0,
@@ -190,9 +191,11 @@ def export_module(
         seed=seed,
         extras=extras,
     )
+    checks = {} if post_check is None else post_check(agent)
     # Record the check in the artifact itself; the graph bytes must not change.
     metadata["export"] = {
         **report.to_dict(),
+        **checks,
         "exporter": f"torch {torch.__version__} TorchScript exporter (dynamo=False)",
         "opset": OPSET,
         "checker": "onnx.checker.check_model(full_check=True)",
