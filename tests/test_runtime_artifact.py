@@ -194,3 +194,11 @@ assert "metabot.algos" not in sys.modules
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"({ACT},)"
+
+
+def test_unknown_optional_field_is_accepted(rma_artifact, tmp_path):
+    """A later metabot of the same format version may add optional fields."""
+    ok = _edit_metadata(
+        rma_artifact, tmp_path / "x.onnx", lambda d: d.update(calibration={"k": 1}), redigest=True
+    )
+    assert load(ok).metadata["calibration"] == {"k": 1}

@@ -21,7 +21,10 @@ _STRS = {"type": "array", "items": _STR}
 _SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
 
 
-def _obj(props: dict, required: list[str] | None = None, extra: bool = False) -> dict:
+def _obj(props: dict, required: list[str] | None = None, extra: bool = True) -> dict:
+    """An object schema. Unknown keys are allowed (and still covered by the digest), so a
+    runtime reads files from a later metabot of the same format version that added
+    optional fields; a change of meaning bumps FORMAT_VERSION instead."""
     return {
         "type": "object",
         "properties": props,
@@ -50,7 +53,7 @@ SCHEMA: dict[str, Any] = _obj(
                 "dim": _INT0,
                 "layout": {
                     "type": "array",
-                    "items": _obj({"name": _STR, "start": _INT0, "size": _INT0}, extra=True),
+                    "items": _obj({"name": _STR, "start": _INT0, "size": _INT0}),
                 },
                 "scale": _NUMS,
             },
@@ -73,7 +76,6 @@ SCHEMA: dict[str, Any] = _obj(
                 "meaning": _STR,
             },
             required=["dim", "space", "low", "high"],
-            extra=True,
         ),
         "robot": {"type": ["object", "null"]},
         "privileged_dim": _INT0,
@@ -87,12 +89,10 @@ SCHEMA: dict[str, Any] = _obj(
         "adaptation": _obj(
             {"kind": {"enum": ["none", "context", "head", "full"]}, "requires": _STRS},
             required=["kind"],
-            extra=True,
         ),
         "training": _obj(
             {"run_id": _STR, "config_digest": _STR, "seed": {"type": ["integer", "null"]}},
             required=["run_id", "config_digest"],
-            extra=True,
         ),
         "export": {"type": "object"},  # optional: how the export was checked
         "digest": {"type": "string"},
