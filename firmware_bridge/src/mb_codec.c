@@ -381,7 +381,7 @@ static void put_u32le(uint8_t *p, uint32_t v) {
 }
 
 size_t mb_encode(const mb_frame_t *f, uint8_t *out, size_t out_cap) {
-    uint8_t raw[MB_MAX_RAW_FRAME + MB_MAX_PAYLOAD]; /* generous: payload checked below */
+    uint8_t raw[MB_MAX_RAW_FRAME]; /* n <= 8 joints keeps every payload <= 204 bytes */
     uint8_t hash[4];
     uint32_t crc;
     int plen;
