@@ -120,7 +120,7 @@ def read_artifact(path: str | Path) -> tuple[bytes, dict[str, Any]]:
     try:
         stripped, props = split_model(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: truncated or not an ONNX file ({exc})") from None
+        raise ArtifactError(f"{path}: truncated, corrupt or not an ONNX file ({exc})") from None
     if METADATA_KEY not in props:
         raise ArtifactError(
             f"{path}: no '{METADATA_KEY}' metadata: truncated, or not exported by metabot"
