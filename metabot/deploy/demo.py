@@ -39,8 +39,6 @@ from metabot.errors import ArtifactError
 BUDGETS = (0, 50, 100, 200)
 AGENT_NAMES = ("rma", "dr", "oracle")
 TASK = "arm6-reach"
-PAYLOAD_SWITCH_STEP = 100
-PAYLOAD_EPISODE_STEPS = 300
 # The demo drives several robots at once on a small shared machine, where a process can be
 # descheduled for 100+ ms; a real arm gets the tighter defaults of `metabot deploy`
 # (0.1 s / 0.25 s). The largest state age seen is reported (loop_timing.max_state_age_ms).
@@ -78,6 +76,7 @@ class Job:
     seed: int
     agents: dict[str, str]
     budgets: tuple[int, ...] = BUDGETS
+    steps: int | None = None  # episode length; None: the training length from the artifact
     label: str = ""
     out_dir: str = ""
     extra: dict = field(default_factory=dict)
@@ -99,7 +98,8 @@ def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
     agents = {n: runtime.load(p) for n, p in job.agents.items()}
     meta = agents["rma"].metadata
     arm = arm_from_metadata(meta)
-    L = episode_steps(meta)
+    L = job.steps or episode_steps(meta)
+    switch_step = L  # payload change one training-episode length into a 3x long episode
     eval_goal = sample_goals(arm, 1, _goal_seed(job.seed, job.split, job.task_index, 0))[0]
     plans: dict[str, list] = {}
     if job.kind == "curve":
@@ -122,7 +122,7 @@ def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
         for name in AGENT_NAMES:
             plans[name] = [
                 Segment(warm_goal, L, forget=True, tag="warmup"),
-                Segment(eval_goal, PAYLOAD_EPISODE_STEPS, tag="payload change"),
+                Segment(eval_goal, 3 * L, tag="payload change"),
             ]
     total = sum(s.steps for segs in plans.values() for s in segs)
     done_before = 0
@@ -140,13 +140,13 @@ def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
         if job.kind == "payload":
             new_payload, new_priv = _payload_switch(hidden)
             out["payload_switch"] = {"from_kg": base_payload, "to_kg": new_payload,
-                                     "step": PAYLOAD_SWITCH_STEP}
+                                     "step": switch_step}
 
             def on_step(seg: int, j: int) -> None:
                 if j == 0:  # every agent starts on the unchanged robot
                     mock.set_payload(base_payload)
                     priv["value"] = np.asarray(hidden["oracle_features"], np.float32)
-                elif seg == 1 and j == PAYLOAD_SWITCH_STEP:
+                elif seg == 1 and j == switch_step:
                     mock.set_payload(new_payload)
                     priv["value"] = new_priv  # the oracle is told at once
 
@@ -225,6 +225,9 @@ def run_demo(
     jobs: int = 2,
     payload: bool = True,
     console: Any = None,
+    budgets: tuple[int, ...] = BUDGETS,
+    fault_budgets: tuple[int, ...] = (0, 200),
+    steps: int | None = None,
 ) -> dict[str, Any]:
     """Run the whole demo; write DIR/report.json and the plots; return the report."""
     from metabot.deploy import report
@@ -240,21 +243,19 @@ def run_demo(
     else:
         paths = shipped_agents(agents_dir)
     agent_paths = {k: str(v) for k, v in paths.items()}
+    cyc = str(out / "cycles")
     job_list = [
-        Job("curve", "test", i, seed, agent_paths, label=f"test-{i}", out_dir=str(out / "cycles"))
+        Job("curve", "test", i, seed, agent_paths, budgets, steps, f"test-{i}", cyc)
         for i in range(draws)
     ] + [
-        Job("curve", "fault", i, seed, agent_paths, budgets=(0, 200), label=f"fault-{i}",
-            out_dir=str(out / "cycles"))
+        Job("curve", "fault", i, seed, agent_paths, fault_budgets, steps, f"fault-{i}", cyc)
         for i in range(fault_draws)
-    ]  # fmt: skip
+    ]
     if payload:
-        job_list.append(
-            Job("payload", "test", 0, seed, agent_paths, label="payload-0",
-                out_dir=str(out / "cycles"))
-        )  # fmt: skip
+        job_list.append(Job("payload", "test", 0, seed, agent_paths, (), steps, "payload-0", cyc))
     results = _run_jobs(job_list, jobs, console)
-    rep = summarize(results, out, wall_s=time.monotonic() - t_start, agent_paths=agent_paths)
+    rep = summarize(results, out, wall_s=time.monotonic() - t_start, agent_paths=agent_paths,
+                    budgets=budgets, fault_budgets=fault_budgets)
     rep["wall_s"] = time.monotonic() - t_start
     report.write_json(out / "report.json", rep)
     return rep
@@ -351,13 +352,15 @@ def _split_summary(results: list[dict], split: str, budgets: tuple[int, ...], se
     return out
 
 
-def summarize(results: list[dict], out: Path, *, wall_s: float, agent_paths: dict) -> dict:
+def summarize(results: list[dict], out: Path, *, wall_s: float, agent_paths: dict,
+              budgets: tuple[int, ...] = BUDGETS,
+              fault_budgets: tuple[int, ...] = (0, 200)) -> dict:
     """Aggregate the jobs into the demo report (and write the plots)."""
     from metabot.deploy import report
 
     seed = results[0]["job"]["seed"] if results else 0
-    test = _split_summary(results, "test", BUDGETS, seed)
-    fault = _split_summary(results, "fault", (0, 200), seed)
+    test = _split_summary(results, "test", budgets, seed)
+    fault = _split_summary(results, "fault", fault_budgets, seed)
     files = {"report": str(out / "report.json"), "cycle_logs": str(out / "cycles")}
     if test:
         files["curve"] = str(report.plot_score_curve(

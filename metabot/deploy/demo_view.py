@@ -37,6 +37,7 @@ def print_report(console: Any, rep: dict[str, Any]) -> None:
                       "S is not reported (not worth adapting to)[/]")
     fault = rep.get("fault") or {}
     if fault:
+        kmax = max(fault["normalized_score"], key=int)
         s = fault["normalized_score"]
         ci = fault["ci95"]
         parts = [f"S({k}) = {_f(v)}" + (f" [{ci[k][0]:.2f}, {ci[k][1]:.2f}]" if ci.get(k) else "")
@@ -45,7 +46,7 @@ def print_report(console: Any, rep: dict[str, Any]) -> None:
                       + ", ".join(parts)
                       + f"; final tip error dr {fault['tip_error_mm']['dr']['final_mm']:.1f} mm,"
                       f" oracle {fault['tip_error_mm']['oracle']['final_mm']:.1f} mm,"
-                      f" rma(200) {fault['tip_error_mm']['rma']['200']['final_mm']:.1f} mm")
+                      f" rma({kmax}) {fault['tip_error_mm']['rma'][kmax]['final_mm']:.1f} mm")
     pc = rep.get("payload_change") or {}
     if pc:
         ttr = pc["time_to_recover_steps"]
