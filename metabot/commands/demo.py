@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=2,
                         help="robots driven at once, each in its own process (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draws and goals")
+    parser.add_argument("--json", metavar="OUT",
+                        help="also write the benchmark summary (wall time, S(k), timing) to OUT")
 
 
 def run(args) -> int:
@@ -43,4 +45,11 @@ def run(args) -> int:
         payload=not args.no_payload_change, console=console,
     )  # fmt: skip
     demo_view.print_report(console, rep)
+    if args.json:
+        import sys
+
+        from metabot.deploy.report import write_json
+
+        write_json(args.json, demo.bench_summary(rep, "metabot " + " ".join(sys.argv[1:])))
+        console.print(f"benchmark summary: {args.json}")
     return 0

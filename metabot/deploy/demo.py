@@ -261,6 +261,34 @@ def run_demo(
     return rep
 
 
+def bench_summary(rep: dict[str, Any], command: str) -> dict[str, Any]:
+    """The numbers bench/demo.json keeps: wall time, S(k), fault split, recovery, timing."""
+    import platform
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    fault = rep.get("fault") or {}
+    return {
+        "command": command,
+        "wall_s": rep["wall_s"],
+        "cpus": os.cpu_count(),
+        "loadavg_at_end": load,
+        "python": platform.python_version(),
+        "normalized_score": rep.get("normalized_score"),
+        "ci95": rep.get("ci95"),
+        "return": rep.get("return"),
+        "dr_return": rep.get("dr_return"),
+        "oracle_return": rep.get("oracle_return"),
+        "tip_error_mm": rep.get("tip_error_mm"),
+        "fault": {k: fault.get(k) for k in ("normalized_score", "ci95", "dr_return",
+                                            "oracle_return", "tip_error_mm", "tasks")},
+        "payload_change": rep.get("payload_change"),
+        "loop_timing": rep.get("loop_timing"),
+        "safety_interventions": rep.get("safety_interventions"),
+        "link_loss_retries": len(rep.get("link_loss_retries") or []),
+        "jobs_wall_s": rep.get("jobs_wall_s"),
+    }
+
+
 def _run_jobs(job_list: list[Job], jobs: int, console: Any) -> list[dict]:
     """Run jobs in `jobs` spawned worker processes with one progress bar per job."""
     from concurrent.futures import ProcessPoolExecutor
