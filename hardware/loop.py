@@ -143,7 +143,7 @@ class ControlLoop:
                     late = t_sent - deadline > tol
                     link_lost_since = None
                 else:
-                    late = False
+                    late = True  # nothing sent by the deadline: a missed deadline too
                     if link_lost_since is None:
                         link_lost_since = now
                 missed += late

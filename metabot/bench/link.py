@@ -54,6 +54,57 @@ class SpawnedMock:
         self.close()
 
 
+def pty_baseline(seconds: float = 3.0, rate_hz: float = 500.0) -> dict:
+    """Kernel pty delivery on this machine, without metabot: a 52-byte write every period
+    from this thread, read back by another; returns the gaps between reads (us).
+
+    A pty moves bytes through a kernel worker thread at normal priority; on a loaded machine
+    it stalls, and a process writing to the pty can block on it. This number tells a bad
+    link benchmark caused by the machine apart from one caused by metabot.
+    """
+    import select
+    import threading
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    stamps: list[float] = []
+    running = True
+
+    def reader():
+        while running:
+            r, _, _ = select.select([master], [], [], 0.05)
+            if r:
+                os.read(master, 65536)
+                stamps.append(time.monotonic())
+
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    t0 = time.monotonic()
+    writes = []
+    for k in range(int(seconds * rate_hz)):
+        deadline = t0 + k / rate_hz
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(left)
+        a = time.monotonic()
+        os.write(slave, b"\x55" * 52)
+        writes.append(time.monotonic() - a)
+    time.sleep(0.1)
+    running = False
+    th.join()
+    os.close(master)
+    os.close(slave)
+    gaps = np.diff(np.array(stamps)) * 1e6
+    w = np.array(writes) * 1e6
+
+    def pcts(x):
+        return {f"p{q}": float(np.percentile(x, q)) for q in (50, 99, 99.9)} | {
+            "max": float(x.max())}
+
+    return {"rate_hz": rate_hz, "seconds": seconds, "read_gap_us": pcts(gaps),
+            "write_call_us": pcts(w)}
+
+
 def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
                    baudrate: int = 1_000_000, log_path: str | None = None,
                    spawn_mock: bool = False, seed: int = 0, realtime: bool = False) -> dict:
@@ -67,8 +118,10 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
     mock = SpawnedMock("--baud", str(baudrate), *extra, seed=seed) if spawn_mock else None
     try:
         target = mock.url if mock is not None else url
+        # A long watchdog and on_link_loss="continue": the benchmark records stalls as
+        # missed deadlines instead of stopping at the first one.
         robot = SerialRobot(target, baudrate=baudrate, control_rate_hz=rate_hz,
-                            handle_signals=True)
+                            watchdog_s=1.0, handle_signals=True)
         with robot:
             robot.enable()
             q0 = robot.wait_for_state().positions.copy()
@@ -80,7 +133,7 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
 
             loop = ControlLoop(robot, rate_hz, log_path=log_path,
                                spin_s=0.0001 if sched.startswith("SCHED_FIFO") else 0.0003,
-                               log_meta={"bench": "link", "url": target})
+                               on_link_loss="continue", log_meta={"bench": "link", "url": target})
             stats = loop.run(policy, seconds=seconds)
             link = robot.link_stats()
     finally:
@@ -96,6 +149,7 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
         "jitter_max_us": s["jitter_max_us"], "cycles": s["cycles"],
         "skipped_cycles": s["skipped_cycles"], "tolerance_us": loop.tolerance_s * 1e6,
         "interventions": s["interventions"], "link": link,
+        "pty_baseline": pty_baseline() if spawn_mock else None,
         "scheduler": sched, "mock_scheduler": (mock.sched if mock is not None else None),
         "url": "spawned mock-robot --pty" if spawn_mock else url, "baudrate": baudrate,
         "cpu_count": os.cpu_count(), "loadavg": list(os.getloadavg()),
