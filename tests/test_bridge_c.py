@@ -73,11 +73,23 @@ def test_c_sources_are_embedded_friendly():
             assert banned not in code, (name, banned)
 
 
-def test_fuzz_small_both_decoders(build):
+@pytest.fixture(scope="module")
+def fuzz():
     spec = importlib.util.spec_from_file_location("mb_fuzz", FW / "fuzz/fuzz.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules["mb_fuzz"] = mod
     spec.loader.exec_module(mod)
+    return mod
+
+
+def test_random_host_traffic_same_decisions_in_python_and_c_firmware(build, fuzz):
+    res = fuzz.run_mcu_fuzz(10, 200, seed=2, build_dir=build)
+    assert res["exit"] == 0 and res["steps"] == 2000, res
+    assert res["python_c_disagreements"] == 0
+
+
+def test_fuzz_small_both_decoders(build, fuzz):
+    mod = fuzz
     res = mod.run_fuzz(20_000, seed=1, build_dir=build, timeout_s=120)
     assert res["c_harness_exit"] == 0
     assert res["python_c_mismatches"] == 0, res["first_mismatch"]

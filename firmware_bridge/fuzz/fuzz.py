@@ -12,6 +12,9 @@ sizes to exercise the streaming boundaries. Checked per case:
 - duplicates and reordered frames pass the CRC but are flagged by SequenceTracker,
 - C and Python make exactly the same decisions (accepts, sequence verdicts, rejections).
 No crash and no hang: the C harness runs under a timeout; exceptions abort the run.
+
+It then drives both MCU state machines (metabot.bridge.mcu and mb_firmware.c) with random
+host traffic (gen_scenarios.random_scenarios) and compares every reply byte and drive.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import os
 import queue
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -234,18 +238,61 @@ def run_fuzz(frames: int, seed: int = 0, build_dir: Path | None = None,
     }
 
 
+def run_mcu_fuzz(n_scenarios: int, steps: int, seed: int = 0,
+                 build_dir: Path | None = None) -> dict:
+    """Random host traffic through metabot.bridge.mcu and the C firmware: same bytes out?"""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        from gen_scenarios import random_scenarios
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    t0 = time.perf_counter()
+    text = random_scenarios(n_scenarios, steps, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(build_dir or tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        exe = out / "test_scenarios"
+        subprocess.run(
+            ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'include'}",
+             f"-I{ROOT / 'src'}", "-o", str(exe), str(ROOT / "tests" / "test_scenarios.c"),
+             str(ROOT / "src" / "mb_codec.c"), str(ROOT / "src" / "mb_firmware.c")],
+            check=True,
+        )
+        path = out / "random_scenarios.txt"
+        path.write_text(text)
+        r = subprocess.run([str(exe), str(path)], capture_output=True, text=True, timeout=600)
+    m = re.search(r"scenarios: (\d+) scenarios, (\d+) steps, (\d+) failures", r.stdout)
+    return {
+        "scenarios": n_scenarios,
+        "steps": int(m.group(2)) if m else None,
+        "seed": seed,
+        "python_c_disagreements": int(m.group(3)) if m else None,
+        "first_disagreement": r.stdout.split("\n", 3)[:3] if r.returncode else None,
+        "exit": r.returncode,
+        "elapsed_s": round(time.perf_counter() - t0, 2),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mcu-scenarios", type=int, default=200,
+                    help="random MCU scenarios (each --mcu-steps host steps); 0 to skip")
+    ap.add_argument("--mcu-steps", type=int, default=1000)
     ap.add_argument("--json", type=Path, default=None, help="write results here")
     args = ap.parse_args()
     res = run_fuzz(args.frames, args.seed)
     res["command"] = (
-        f"python firmware_bridge/fuzz/fuzz.py --frames {args.frames} --seed {args.seed}"
+        f"python firmware_bridge/fuzz/fuzz.py --frames {args.frames} --seed {args.seed} "
+        f"--mcu-scenarios {args.mcu_scenarios} --mcu-steps {args.mcu_steps}"
     )
     res["ok"] = (res["corrupt_accepted"] == 0 and res["resync_failures"] == 0
                  and res["python_c_mismatches"] == 0 and res["c_harness_exit"] == 0)
+    if args.mcu_scenarios:
+        mcu = run_mcu_fuzz(args.mcu_scenarios, args.mcu_steps, args.seed)
+        res["mcu_state_machine"] = mcu
+        res["ok"] = res["ok"] and mcu["python_c_disagreements"] == 0 and mcu["exit"] == 0
     text = json.dumps(res, indent=2)
     print(text)
     if args.json:
