@@ -191,6 +191,31 @@ class GymDistribution:
             proto.close()
 
 
+class CheetahDistribution(GymDistribution):
+    """HalfCheetah families on the batched rollout env (sim/cheetah_env.py).
+
+    `make_gym_env` keeps the gymnasium-wrapped reference env (same model, same reward) that the
+    tests compare the batched env against.
+    """
+
+    def __init__(self, spec_file: str, reward_kind: str, ctrl_cost: float, **kw):
+        super().__init__(spec_file, _cheetah(ctrl_cost), **kw)
+        self.reward_kind = reward_kind
+
+    def make_gym_env(self, task: Task, seed: int | None = None) -> TaskEnv:
+        return TaskEnv(self, task, seed)
+
+    def make_env(self, task: Task, seed: int | None = None):
+        from .cheetah_env import CheetahEnv
+
+        return CheetahEnv(self, task, seed)
+
+    def make_vec_env(self, tasks: list[Task], seed: int | None = None):
+        from .cheetah_env import CheetahVecEnv
+
+        return CheetahVecEnv(self, tasks, seed)
+
+
 # -- goal rewards (PEARL / VariBAD definitions) ----------------------------------------------
 def _cheetah_vel_reward(info: dict, goal: tuple | None, _: float) -> float:
     return -abs(info["x_velocity"] - goal[0]) + info["reward_ctrl"]
@@ -283,18 +308,20 @@ def _cartpole_custom(m: mujoco.MjModel, task: Task) -> None:
 
 
 def cheetah_vel() -> GymDistribution:
-    return GymDistribution(
+    return CheetahDistribution(
         "cheetah_vel.toml",
-        _cheetah(0.05),
+        "vel",
+        0.05,
         reward=_cheetah_vel_reward,
         goal=lambda t: (t.value("goal_velocity"),),
     )
 
 
 def cheetah_dir() -> GymDistribution:
-    return GymDistribution(
+    return CheetahDistribution(
         "cheetah_dir.toml",
-        _cheetah(0.05),
+        "dir",
+        0.05,
         reward=_cheetah_dir_reward,
         goal=lambda t: (2.0 * t.value("direction") - 1.0,),
     )
@@ -307,7 +334,7 @@ def ant_dir() -> GymDistribution:
 
 
 def cheetah_dyn() -> GymDistribution:
-    return GymDistribution("cheetah_dyn.toml", _cheetah(0.1))
+    return CheetahDistribution("cheetah_dyn.toml", "dyn", 0.1)
 
 
 def cartpole_dyn() -> GymDistribution:

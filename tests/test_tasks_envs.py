@@ -177,3 +177,43 @@ def test_process_vec_env_same_step_autoreset():
         assert seen_done
     finally:
         vec.close()
+
+
+@pytest.mark.parametrize("name", ["cheetah-vel", "cheetah-dir", "cheetah-dyn"])
+def test_batched_cheetah_matches_gymnasium(name):
+    """The rollout-batched HalfCheetah equals gymnasium's HalfCheetah-v5 on the same model."""
+    dist = tasks.get(name)
+    task = dist.sample(1, split="test", seed=0)[0]
+    ref, ours = dist.make_gym_env(task, seed=0), dist.make_env(task, seed=0)
+    ref_obs, _ = ref.reset(seed=0)
+    ours.reset(seed=0)
+    data = ref.unwrapped.data
+    ours.batch.set_state(np.array([0]), data.qpos.copy()[None], data.qvel.copy()[None])
+    assert np.array_equal(ours.batch.obs()[0], ref_obs)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # later steps drift apart chaotically from solver warm-start differences
+        a = rng.uniform(-1, 1, dist.act_dim).astype(np.float32)
+        o1, r1, *_ = ref.step(a)
+        o2, r2, *_ = ours.step(a)
+        assert np.allclose(o1, o2, atol=1e-6) and abs(r1 - r2) < 1e-6
+
+
+def test_cheetah_vec_env_matches_single_and_autoresets():
+    dist = tasks.get("cheetah-vel")
+    ts = dist.sample(2, split="train", seed=1)
+    vec = dist.make_vec_env(ts[:1], seed=4)
+    single = dist.make_env(ts[0], seed=4)
+    assert np.array_equal(vec.reset(seed=4)[0][0], single.reset(seed=4)[0])
+    a = np.full((1, dist.act_dim), 0.2, np.float32)
+    for _ in range(5):
+        vo, vr, *_ = vec.step(a)
+        so, sr, *_ = single.step(a[0])
+        assert np.array_equal(vo[0], so) and vr[0] == sr
+    vec.close()
+    vec = dist.make_vec_env(ts, seed=0)
+    vec.reset(seed=0)
+    for step in range(dist.spec.episode_steps):
+        obs, rew, term, trunc, info = vec.step(np.zeros((2, dist.act_dim), np.float32))
+        assert trunc.all() == (step == dist.spec.episode_steps - 1) and not term.any()
+    assert info["_final_obs"].all() and not np.array_equal(info["final_obs"], obs)
+    vec.close()
