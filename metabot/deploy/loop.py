@@ -33,7 +33,11 @@ from typing import Any
 import numpy as np
 
 from metabot.errors import ArtifactError, ConfigError
+from metabot.runtime.robot import arm_from_metadata
 from metabot.sim import arm as armlib
+
+__all__ = ["Deployment", "Segment", "SegmentResult", "arm_from_metadata", "needs_privileged",
+           "sample_goals"]
 
 # Goal region of the arm reach tasks; the same constants as metabot.sim.arm_env (which
 # imports mujoco, so the robot side cannot import them; tests/test_deploy_loop.py checks
@@ -41,35 +45,6 @@ from metabot.sim import arm as armlib
 GOAL_SPREAD = 0.4
 GOAL_MIN_Z = 0.04
 GOAL_MIN_RADIUS = 0.08
-
-
-def arm_from_metadata(metadata: dict) -> armlib.ArmDescription:
-    """Rebuild the numpy arm description that the artifact was trained on."""
-    robot = metadata.get("robot") or {}
-    d = robot.get("arm")
-    if not d:
-        raise ArtifactError("this artifact has no arm description (metadata.robot.arm)")
-    chain = tuple(
-        armlib.ChainLink(
-            pos=tuple(c["pos"]),
-            rot=tuple(tuple(r) for r in c["rot"]),
-            joint_index=int(c["joint_index"]),
-            joint_type=str(c["joint_type"]),
-            joint_axis=tuple(c["joint_axis"]),
-            joint_pos=tuple(c["joint_pos"]),
-        )
-        for c in d["chain"]
-    )
-    return armlib.ArmDescription(
-        name=d["name"],
-        joints=tuple(d["joints"]),
-        lower=tuple(d["lower"]),
-        upper=tuple(d["upper"]),
-        home=tuple(d["home"]),
-        stall_torque=tuple(d["stall_torque"]),
-        chain=chain,
-        tool_pos=tuple(d["tool_pos"]),
-    )
 
 
 def sample_goals(desc: armlib.ArmDescription, n: int, seed: int) -> np.ndarray:
