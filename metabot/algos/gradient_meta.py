@@ -18,14 +18,16 @@ Variants differ only in what adapts and how the gradient flows:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from metabot.algos import gradient_functional as gf
+from metabot.algos.base import Algorithm
 from metabot.algos.config import positive
+from metabot.algos.envs import EnvBatch, derive_seed
 from metabot.algos.gradient_agent import GradientAgent
 from metabot.algos.gradient_sampler import Episodes, collect
 from metabot.algos.maml_numpy_head import advantages
@@ -45,7 +47,7 @@ VARIANTS: dict[str, tuple[bool, bool, bool]] = {
 class GradientConfig:
     """Hyper-parameters of the gradient-based family (defaults after ProMP)."""
 
-    meta_batch: int = 20  # tasks per iteration (one sub-env each)
+    meta_batch: int = 20  # tasks per iteration (one env each)
     adapt_episodes: int = 2  # episodes per task feeding the inner step
     post_episodes: int = 1  # episodes per task with the adapted policy (outer data)
     hidden: tuple[int, ...] = (64, 64)
@@ -62,7 +64,7 @@ class GradientConfig:
     reptile_steps: int = 5  # reptile: extra SGD steps per task on its post batch
     reptile_lr: float = 0.1
     reptile_epsilon: float = 1.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    norm_obs_iterations: int = 1_000_000  # stop updating the obs normalizer after this
 
     def validate(self) -> None:
         positive(self, "meta_batch", "adapt_episodes", "post_episodes", "inner_steps",
@@ -102,109 +104,113 @@ def stack_batches(eps: list[Episodes], adv: list[np.ndarray]) -> gf.Batch:
     }
 
 
-class MetaLearner:
-    """Owns the agent, its outer optimizer and the sampling RNG; ``iteration()`` is one
-    meta-update. ``make_env(tasks, seed)`` gives a vector env with one sub-env per task;
-    ``sample_tasks(n, seed)`` draws training tasks."""
+class GradientMetaLearner(Algorithm):
+    """One meta-update per ``train_iteration``; subclasses (metabot.algos.maml) only set
+    ``name``. Tasks and env seeds derive from (seed, iteration), the action noise from
+    ``torch_gen``, so a resumed run repeats an uninterrupted one exactly."""
 
-    def __init__(self, algo: str, agent: GradientAgent, cfg: GradientConfig, *, seed: int,
-                 make_env, sample_tasks):
-        if algo not in VARIANTS:
-            raise ConfigError(f"unknown gradient-based algorithm {algo!r}")
-        self.algo, self.agent, self.cfg, self.seed = algo, agent, cfg, int(seed)
-        self.make_env, self.sample_tasks = make_env, sample_tasks
-        self.first_order = VARIANTS[algo][2]
-        trainable = list(agent.policy.parameters())
-        if VARIANTS[algo][1]:
-            trainable += list(agent.step_sizes.parameters())
-        self.optimizer = torch.optim.Adam(trainable, lr=cfg.outer_lr)
-        self.generator = torch.Generator().manual_seed(self.seed)
-        self.iteration_count = 0
-        self.env_steps = 0
+    Config = GradientConfig
+    budget_unit = "episodes"
+    default_steps = 2_000_000
+
+    def __init__(self, dist: Any, config: GradientConfig, seed: int, total_steps: int):
+        super().__init__(dist, config, seed, total_steps)
+        if self.name not in VARIANTS:
+            raise ConfigError(f"unknown gradient-based algorithm {self.name!r}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)  # weight init, without touching the global RNG
+            self.agent = build_agent(self.name, dist.obs_dim, dist.act_dim,
+                                     int(getattr(dist, "oracle_dim", 0)), config)
+        self.first_order = VARIANTS[self.name][2]
+        trainable = list(self.agent.policy.parameters())
+        if VARIANTS[self.name][1]:
+            trainable += list(self.agent.step_sizes.parameters())
+        self.optimizer = torch.optim.Adam(trainable, lr=config.outer_lr)
         self.task_objective = gf.meta_objective_fn(
-            agent.policy, keys=agent.adapt_keys, inner_steps=cfg.inner_steps,
-            first_order=self.first_order, clip=cfg.clip_coef)
+            self.agent.policy, keys=self.agent.adapt_keys, inner_steps=config.inner_steps,
+            first_order=self.first_order, clip=config.clip_coef)
 
-    # -- state (checkpoints, resume) -----------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        return {"agent": self.agent.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "iteration": self.iteration_count,
-                "env_steps": self.env_steps}
+    def final_agent(self) -> GradientAgent:
+        return self.agent
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.agent.load_state_dict(state["agent"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.iteration_count = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"optimizer": self.optimizer}
+
+    @classmethod
+    def make_evaluator(cls, agent: GradientAgent) -> Any:
+        from metabot.algos.maml_eval import GradientEvaluator
+
+        return GradientEvaluator(agent)
 
     # -- one meta-iteration --------------------------------------------------------------
     def _advantages(self, eps: list[Episodes]) -> list[np.ndarray]:
-        return [advantages(e.obs_norm, e.rewards, e.ends, gamma=self.cfg.gamma,
-                           lam=self.cfg.gae_lambda) for e in eps]
+        return [advantages(e.obs_norm, e.rewards, e.ends, gamma=self.config.gamma,
+                           lam=self.config.gae_lambda) for e in eps]
 
-    def iteration(self) -> dict[str, float]:
-        cfg, agent = self.cfg, self.agent
-        it_seed = self.seed * 1_000_003 + self.iteration_count
-        tasks = self.sample_tasks(cfg.meta_batch, it_seed)
-        env = self.make_env(tasks, it_seed)
+    def train_iteration(self) -> dict[str, float]:
+        cfg, agent = self.config, self.agent
+        tasks = self.dist.sample(cfg.meta_batch, split="train",
+                                 seed=derive_seed(self.seed, self.iteration, 1))
+        envs = EnvBatch(self.dist, tasks, seed=derive_seed(self.seed, self.iteration, 2))
         t0 = time.perf_counter()
         try:
             params = {k: v.detach() for k, v in agent.params().items()}
-            stacked0 = gf.stack_params(params, len(tasks))
-            pre, n0 = collect(env, agent.policy, agent.obs_norm, stacked0, cfg.adapt_episodes,
-                              seed=it_seed, generator=self.generator)
+            pre, n0 = collect(envs, agent.policy, agent.obs_norm,
+                              gf.stack_params(params, len(tasks)), cfg.adapt_episodes,
+                              seed=derive_seed(self.seed, self.iteration, 3),
+                              generator=self.torch_gen)
             pre_b = stack_batches(pre, self._advantages(pre))
             steps = {k: v.detach() for k, v in agent.step_dict().items()}
             adapted = gf.adapt_tasks(agent.policy, params, pre_b, steps, keys=agent.adapt_keys,
                                      inner_steps=cfg.inner_steps)
-            post, n1 = collect(env, agent.policy, agent.obs_norm, adapted, cfg.post_episodes,
-                               seed=it_seed + 1, generator=self.generator)
+            post, n1 = collect(envs, agent.policy, agent.obs_norm, adapted, cfg.post_episodes,
+                               seed=derive_seed(self.seed, self.iteration, 4),
+                               generator=self.torch_gen)
         finally:
-            env.close()
+            envs.close()
         t_sample = time.perf_counter() - t0
-        post_b = stack_batches(post, self._advantages(post))
         t1 = time.perf_counter()
-        if self.algo == "reptile":
+        post_b = stack_batches(post, self._advantages(post))
+        if self.name == "reptile":
             self._reptile_update(pre_b, post_b)
             objective = float("nan")
         else:
             objective = self._ppo_update(pre_b, post_b)
-        t_update = time.perf_counter() - t1
-        with torch.no_grad():
+        if self.iteration < cfg.norm_obs_iterations:
             agent.obs_norm.update(torch.as_tensor(
                 np.concatenate([e.obs for e in pre + post]), dtype=torch.float32))
-        self.iteration_count += 1
-        used = sum(len(e.rewards) for e in pre + post)
-        self.env_steps += used
+        t_update = time.perf_counter() - t1
+        self.iteration += 1
+        self.env_steps += n0 + n1
+        pre_ret = float(np.mean([e.returns().mean() for e in pre]))
+        post_ret = float(np.mean([e.returns().mean() for e in post]))
         return {
-            "iteration": self.iteration_count,
-            "env_steps": self.env_steps,
-            "pre_return": float(np.mean([e.returns().mean() for e in pre])),
-            "post_return": float(np.mean([e.returns().mean() for e in post])),
+            "return": post_ret,
+            "pre_adapt_return": pre_ret,
+            "adapt_gain": post_ret - pre_ret,
             "objective": objective,
             "sample_s": t_sample,
             "update_s": t_update,
-            "steps_taken": n0 + n1,
             "log_std": float(agent.policy.log_std.detach().mean()),
+            "step_size": float(torch.stack(
+                [v.detach().mean() for v in agent.step_dict().values()]).mean()),
         }
 
     def _ppo_update(self, pre: gf.Batch, post: gf.Batch) -> float:
         agent = self.agent
         value = torch.tensor(0.0)
-        for _ in range(self.cfg.ppo_epochs):
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        for _ in range(self.config.ppo_epochs):
             value = gf.meta_objective(self.task_objective, agent.params(), agent.step_dict(),
                                       pre, post)
             self.optimizer.zero_grad()
             (-value).backward()
-            torch.nn.utils.clip_grad_norm_(
-                [p for g in self.optimizer.param_groups for p in g["params"]],
-                self.cfg.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
             self.optimizer.step()
         return float(value.detach())
 
     def _reptile_update(self, pre: gf.Batch, post: gf.Batch) -> None:
-        agent, cfg = self.agent, self.cfg
+        agent, cfg = self.agent, self.config
         params = {k: v.detach() for k, v in agent.params().items()}
         steps = {k: v.detach() for k, v in agent.step_dict().items()}
         n = pre["obs"].shape[0]
@@ -216,48 +222,3 @@ class MetaLearner:
             for i in range(n)
         ]
         agent.load_params(gf.reptile_update(params, phis, cfg.reptile_epsilon))
-
-
-def evaluate_adaptation(
-    agent: GradientAgent, env, budgets: tuple[int, ...] = (0, 1, 2, 5, 10), *, seed: int,
-    eval_seed: int | None = None,
-) -> dict[str, Any]:
-    """R_k for every task of ``env`` (one sub-env per task): explore max(budgets) episodes
-    with the meta-parameters (stochastic, what the inner step was trained on), adapt on the
-    first k, then run one deterministic evaluation episode with the adapted policy.
-
-    Returns ``{"returns": {k: [per-task R_k]}, "env_steps": {k: steps used to adapt},
-    "adapt_ms": mean adaptation time}``.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    n = env.num_envs
-    params = {k: v.detach() for k, v in agent.params().items()}
-    explore: list[Episodes] = []
-    k_max = max(budgets)
-    if k_max > 0:
-        explore, _ = collect(env, agent.policy, agent.obs_norm, gf.stack_params(params, n),
-                             k_max, seed=seed, generator=generator)
-    out: dict[str, Any] = {"returns": {}, "env_steps": {}, "adapt_ms": 0.0}
-    base, spec = agent.adapt_package()
-    from metabot.algos.maml_adapt import adapt
-
-    times = []
-    for k in budgets:
-        per_task = []
-        for i in range(n):
-            if k == 0:
-                per_task.append(params)
-                continue
-            t0 = time.perf_counter()
-            new = adapt(base, explore[i].first(k).transitions(), spec)
-            times.append(time.perf_counter() - t0)
-            per_task.append({kk: torch.as_tensor(v, dtype=torch.float32) for kk, v in new.items()})
-        stacked = {kk: torch.stack([p[kk] for p in per_task]) for kk in params}
-        final, _ = collect(env, agent.policy, agent.obs_norm, stacked, 1,
-                           seed=seed + 7 if eval_seed is None else eval_seed,
-                           generator=generator, deterministic=True)
-        out["returns"][k] = [float(e.returns()[0]) for e in final]
-        out["env_steps"][k] = int(np.mean([len(explore[i].first(k).rewards) if k else 0
-                                           for i in range(n)]))
-    out["adapt_ms"] = 1000.0 * float(np.mean(times)) if times else 0.0
-    return out

@@ -4,6 +4,8 @@ Each task's sub-env acts with that task's own (possibly adapted) parameters: the
 parameter dicts are stacked on a leading task axis and evaluated with ``vmap``. Exactly
 ``episodes`` whole episodes are recorded per task; a sub-env that finishes early keeps
 stepping (its extra steps are not recorded or counted as used).
+Hand-written rather than metabot.algos.rollout.collect: that one runs a fixed step count
+with one policy, this one needs per-task parameters and exact episode counts.
 """
 
 from __future__ import annotations
@@ -49,13 +51,8 @@ class Episodes:
                 "ends": self.ends}
 
 
-def _same_step_autoreset(env) -> bool:
-    mode = getattr(env, "metadata", {}).get("autoreset_mode")
-    return mode is not None and "SAME" in str(mode).upper()
-
-
 def collect(
-    env,
+    envs,
     model: torch.nn.Module,
     normalize,
     task_params: Params,
@@ -65,14 +62,14 @@ def collect(
     generator: torch.Generator,
     deterministic: bool = False,
 ) -> tuple[list[Episodes], int]:
-    """Run ``episodes`` episodes in every sub-env; returns per-task Episodes and the env steps
-    taken in all (recorded or not)."""
-    n = env.num_envs
-    obs, _ = env.reset(seed=seed)
-    same_step = _same_step_autoreset(env)
+    """Run ``episodes`` episodes in every env of ``envs`` (a metabot.algos.envs.EnvBatch:
+    lockstep, same-step auto-reset) after resetting it with ``seed``.
+
+    Returns per-task Episodes and the env steps taken in all (recorded or not)."""
+    n = envs.n
+    obs = envs.reset(seed)
     buf: list[list[tuple]] = [[] for _ in range(n)]
     done_count = np.zeros(n, dtype=np.int64)
-    skip = np.zeros(n, dtype=bool)  # next-step autoreset: the step after an end is a reset
     steps = 0
     while (done_count < episodes).any():
         obs_t = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
@@ -80,17 +77,15 @@ def collect(
             obs_n = normalize(obs_t)
         actions, logp = sample_actions(model, task_params, obs_n, generator, deterministic)
         a = actions.numpy()
-        next_obs, rewards, term, trunc, _ = env.step(np.clip(a, -1.0, 1.0))
+        next_obs, rewards, term, trunc, _, _ = envs.step(np.clip(a, -1.0, 1.0))
         steps += n
         end = np.logical_or(term, trunc)
-        for i in range(n):
-            if skip[i] or done_count[i] >= episodes:
-                continue
-            buf[i].append((obs[i], obs_n[i].numpy(), a[i], float(logp[i]), float(rewards[i]),
+        on_n = obs_n.numpy()
+        for i in np.flatnonzero(done_count < episodes):
+            buf[i].append((obs[i], on_n[i], a[i], float(logp[i]), float(rewards[i]),
                            float(end[i])))
             if end[i]:
                 done_count[i] += 1
-        skip = end & ~same_step
         obs = next_obs
     out = []
     for rows in buf:
