@@ -25,10 +25,10 @@ import gymnasium as gym
 import mujoco
 import mujoco.rollout
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
 
 from metabot.errors import TaskError
 
+from .batchvec import BatchEnv, BatchVecEnv
 from .task import Task
 
 RESET_NOISE = 0.1
@@ -105,7 +105,8 @@ class CheetahBatch:
         else:
             rew = vx - 0.1 * act2
         self.t += 1
-        return self.obs(), rew, self.t >= self.horizon, vx
+        term = np.zeros(self.n, dtype=bool)
+        return self.obs(), rew, term, self.t >= self.horizon, {"x_velocity": vx}
 
 
 def _spaces(nu: int, obs_dim: int):
@@ -114,61 +115,11 @@ def _spaces(nu: int, obs_dim: int):
     return obs, act
 
 
-class CheetahEnv(gym.Env):
-    """One HalfCheetah task (the batch code with N = 1)."""
-
-    metadata = {"render_modes": []}
-
-    def __init__(self, dist, task: Task, seed: int | None = None):
-        self.batch = CheetahBatch(dist, [task], seed, nthread=0)
-        self.task = task
-        self.observation_space, self.action_space = _spaces(self.batch.nu, dist.obs_dim)
-        self.dt = self.batch.dt
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        if seed is not None:
-            self.batch.seed(seed)
-        return self.batch.reset(np.ones(1, dtype=bool))[0], {}
-
-    def step(self, action):
-        obs, rew, trunc, vx = self.batch.step(np.asarray(action)[None])
-        return obs[0], float(rew[0]), False, bool(trunc[0]), {"x_velocity": float(vx[0])}
+def make_env(dist, task: Task, seed: int | None = None) -> BatchEnv:
+    batch = CheetahBatch(dist, [task], seed, nthread=0)
+    return BatchEnv(batch, *_spaces(batch.nu, dist.obs_dim))
 
 
-class CheetahVecEnv(VectorEnv):
-    """N HalfCheetah tasks on a 2-thread rollout pool; SAME_STEP autoreset (docs/tasks.md)."""
-
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
-
-    def __init__(self, dist, tasks: list[Task], seed: int | None = None):
-        self.batch = CheetahBatch(dist, list(tasks), seed, nthread=min(2, os.cpu_count() or 1))
-        self.num_envs = len(tasks)
-        self.single_observation_space, self.single_action_space = _spaces(
-            self.batch.nu, dist.obs_dim
-        )
-        self.observation_space = gym.vector.utils.batch_space(
-            self.single_observation_space, self.num_envs
-        )
-        self.action_space = gym.vector.utils.batch_space(self.single_action_space, self.num_envs)
-        self.dt = self.batch.dt
-        self.render_mode = None
-
-    def reset(self, *, seed=None, options: dict | None = None):
-        if seed is not None:
-            self.batch.seed(seed)
-        return self.batch.reset(np.ones(self.num_envs, dtype=bool)), {}
-
-    def step(self, actions):
-        obs, rew, trunc, vx = self.batch.step(actions)
-        info: dict = {"x_velocity": vx, "_x_velocity": np.ones(self.num_envs, dtype=bool)}
-        if trunc.any():
-            info["final_obs"] = obs.copy()
-            info["_final_obs"] = trunc.copy()
-            obs[trunc] = self.batch.reset(trunc)
-        return obs, rew, np.zeros(self.num_envs, dtype=bool), trunc.copy(), info
-
-    def close_extras(self, **kwargs) -> None:
-        if self.batch.pool is not None:
-            self.batch.pool.close()
-            self.batch.pool = None
+def make_vec_env(dist, tasks: list[Task], seed: int | None = None) -> BatchVecEnv:
+    batch = CheetahBatch(dist, list(tasks), seed, nthread=min(2, os.cpu_count() or 1))
+    return BatchVecEnv(batch, *_spaces(batch.nu, dist.obs_dim))

@@ -206,14 +206,35 @@ class CheetahDistribution(GymDistribution):
         return TaskEnv(self, task, seed)
 
     def make_env(self, task: Task, seed: int | None = None):
-        from .cheetah_env import CheetahEnv
+        from . import cheetah_env
 
-        return CheetahEnv(self, task, seed)
+        return cheetah_env.make_env(self, task, seed)
 
     def make_vec_env(self, tasks: list[Task], seed: int | None = None):
-        from .cheetah_env import CheetahVecEnv
+        from . import cheetah_env
 
-        return CheetahVecEnv(self, tasks, seed)
+        if not tasks:
+            raise TaskError("need at least one task")
+        return cheetah_env.make_vec_env(self, tasks, seed)
+
+
+class CartPoleDistribution(GymDistribution):
+    """cartpole-dyn on the batched rollout env; `make_gym_env` is the per-env reference."""
+
+    def make_gym_env(self, task: Task, seed: int | None = None) -> TaskEnv:
+        return TaskEnv(self, task, seed)
+
+    def make_env(self, task: Task, seed: int | None = None):
+        from . import cartpole_env
+
+        return cartpole_env.make_env(self, task, seed)
+
+    def make_vec_env(self, tasks: list[Task], seed: int | None = None):
+        from . import cartpole_env
+
+        if not tasks:
+            raise TaskError("need at least one task")
+        return cartpole_env.make_vec_env(self, tasks, seed)
 
 
 # -- goal rewards (PEARL / VariBAD definitions) ----------------------------------------------
@@ -338,7 +359,7 @@ def cheetah_dyn() -> GymDistribution:
 
 
 def cartpole_dyn() -> GymDistribution:
-    return GymDistribution(
+    return CartPoleDistribution(
         "cartpole.toml", CartPoleEnv, custom=_cartpole_custom, action_type="discrete"
     )
 

@@ -153,28 +153,53 @@ def test_gym_dynamics_change_trajectories():
     assert np.array_equal(a[0], b[0]) and np.abs(a[1:] - b[1:]).max() > 1e-3
 
 
-def test_process_vec_env_same_step_autoreset():
+def test_cartpole_batch_matches_reference_and_autoresets():
     dist = tasks.get("cartpole-dyn")
     ts = dist.sample(4, split="train", seed=0)
+    ref, ours = dist.make_gym_env(ts[0], seed=0), dist.make_env(ts[0], seed=0)
+    ref_obs, _ = ref.reset(seed=0)
+    ours.reset(seed=0)
+    data = ref.unwrapped.data
+    ours.batch.set_state(np.array([0]), data.qpos.copy()[None], data.qvel.copy()[None])
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        a = int(rng.integers(2))
+        assert np.array_equal(ref.step(a)[0], ours.step(a)[0])
     vec = dist.make_vec_env(ts, seed=3)
     try:
         assert isinstance(vec, gym.vector.VectorEnv)
         assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
-        obs, _ = vec.reset(seed=3)
-        single = [dist.make_env(t, seed=3 + i) for i, t in enumerate(ts)]
-        ref = np.stack([e.reset()[0] for e in single])
-        assert np.array_equal(obs, ref)
+        vec.reset(seed=3)
         seen_done = False
         for _ in range(60):  # a constant push topples every pole well within 60 steps
             obs, rew, term, trunc, info = vec.step(np.ones(4, dtype=np.int64))
-            if (term | trunc).any():
+            done = term | trunc
+            if done.any():
                 seen_done = True
-                done = term | trunc
                 assert info["_final_obs"][done].all()
                 # the returned obs already starts a new episode: near upright again
                 assert np.all(np.abs(obs[done, 1]) < 0.1)
                 assert np.all(np.abs(info["final_obs"][done, 1]) > 0.15)
         assert seen_done
+    finally:
+        vec.close()
+
+
+def test_process_vec_env_same_step_autoreset():
+    dist = tasks.get("fetch-reach-dyn")
+    ts = dist.sample(2, split="train", seed=0)
+    vec = dist.make_vec_env(ts, seed=3)
+    try:
+        assert isinstance(vec, gym.vector.VectorEnv)
+        assert vec.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+        obs, _ = vec.reset(seed=3)
+        ref = np.stack([dist.make_env(t, seed=3 + i).reset()[0] for i, t in enumerate(ts)])
+        assert np.array_equal(obs, ref)
+        for step in range(dist.spec.episode_steps):
+            obs, rew, term, trunc, info = vec.step(np.zeros((2, dist.act_dim), np.float32))
+            assert trunc.all() == (step == dist.spec.episode_steps - 1)
+        assert info["_final_obs"].all() and not np.array_equal(info["final_obs"], obs)
+        assert "is_success" in info and "_is_success" in info
     finally:
         vec.close()
 
