@@ -41,6 +41,9 @@ REACH_SCALE = 0.25  # m: desktop-arm reach
 ERR_SCALE = 0.05  # m: tip errors that matter are a few cm
 TIP_ERROR_SCALE = 0.1  # m: reward unit
 SMOOTH_COEF = 0.05  # weight of the action-change penalty
+GOAL_SPREAD = 0.4  # goals: FK of home +- 40% of each joint's range to its limit
+GOAL_MIN_Z = 0.04  # m above the table
+GOAL_MIN_RADIUS = 0.08  # m from the base axis (not inside the base)
 
 
 def _floats(text: str | None, default: tuple[float, ...]) -> np.ndarray:
@@ -245,6 +248,20 @@ def target_to_action(desc: ArmDescription, target: np.ndarray) -> np.ndarray:
     home, up, down = _scales(desc)
     d = np.asarray(target, dtype=np.float64) - home
     return np.clip(np.where(d >= 0, d / up, d / down), -1.0, 1.0)
+
+
+def sample_goals(desc: ArmDescription, rng: np.random.Generator, n: int) -> np.ndarray:
+    """n reachable goals (m, base frame) as the training envs draw them, one per episode:
+    FK of a random pose about home, kept if above the table and clear of the base."""
+    home, up, down = _scales(desc)
+    goals = np.empty((0, 3))
+    while len(goals) < n:
+        u = rng.uniform(-GOAL_SPREAD, GOAL_SPREAD, size=(2 * n, desc.n_joints))
+        q = home + np.where(u >= 0, u * up, u * down)
+        g = forward_kinematics(desc, q)
+        ok = (g[:, 2] >= GOAL_MIN_Z) & (np.hypot(g[:, 0], g[:, 1]) >= GOAL_MIN_RADIUS)
+        goals = np.concatenate([goals, g[ok]])
+    return goals[:n]
 
 
 def observe(

@@ -40,9 +40,9 @@ from .randomize import ModelRandomizer
 from .spec import DistSpec, load_spec
 from .task import SpecSampler, Task
 
-GOAL_SPREAD = 0.4  # goals come from home +- 40% of each joint's range to its limit
-GOAL_MIN_Z = 0.04  # m above the table
-GOAL_MIN_RADIUS = 0.08  # m from the base axis (not inside the base)
+GOAL_SPREAD = armlib.GOAL_SPREAD  # goal region: defined (numpy-only) in metabot.sim.arm
+GOAL_MIN_Z = armlib.GOAL_MIN_Z
+GOAL_MIN_RADIUS = armlib.GOAL_MIN_RADIUS
 INIT_NOISE = 0.02  # rad of initial joint perturbation about home
 VEL_NOISE_PER_RAD = 25.0  # velocity noise std per rad of position noise (rad/s)
 EFFORT_NOISE_PER_RAD = 10.0  # effort noise std (fraction of stall) per rad of position noise
@@ -126,15 +126,7 @@ class ArmBatch:
         return q
 
     def _sample_goals(self, k: int) -> np.ndarray:
-        home, up, down = armlib._scales(self.desc)
-        goals = np.empty((0, 3))
-        while len(goals) < k:
-            u = self.rng.uniform(-GOAL_SPREAD, GOAL_SPREAD, size=(2 * k, self.nu))
-            q = home + np.where(u >= 0, u * up, u * down)
-            g = armlib.forward_kinematics(self.desc, q)
-            ok = (g[:, 2] >= GOAL_MIN_Z) & (np.hypot(g[:, 0], g[:, 1]) >= GOAL_MIN_RADIUS)
-            goals = np.concatenate([goals, g[ok]])
-        return goals[:k]
+        return armlib.sample_goals(self.desc, self.rng, k)
 
     def observe(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Measured (noisy, quantized) joint state -> arm.observe, for envs idx."""
