@@ -68,17 +68,12 @@ class ArmBatch:
                 raise TaskError(f"task of {t.dist!r} given to {dist.name!r}")
         self.dist, self.desc, spec = dist, dist.arm, dist.spec
         self.n = len(tasks)
-        self.models = [dist.build_model(t) for t in tasks]
+        self._set_task_arrays(tasks)
         m0 = self.models[0]
         self.nq, self.nv, self.nu = m0.nq, m0.nv, m0.nu
         self.substeps = spec.substeps
         self.horizon = spec.episode_steps
-        self.delay = _param_values(spec, tasks, "action_delay", 0).astype(np.int64)
-        self.noise = _param_values(spec, tasks, "obs_noise", 0.0)[:, None]
-        self.deadband = _param_values(spec, tasks, "deadband", 0.0)[:, None]
         self.resolution = 2 * np.pi / spec.encoder_counts if spec.encoder_counts else 0.0
-        self.kp = np.stack([m.actuator_gainprm[:, 0] for m in self.models])
-        self.stall = np.stack([m.actuator_forcerange[:, 1] for m in self.models])
         self.qadr = np.array([m0.jnt_qposadr[m0.actuator_trnid[i, 0]] for i in range(self.nu)])
         self.vadr = np.array([m0.jnt_dofadr[m0.actuator_trnid[i, 0]] for i in range(self.nu)])
         frc = [
@@ -115,6 +110,27 @@ class ArmBatch:
         self.t = np.zeros(self.n, dtype=np.int64)
         self.err_sum = np.zeros(self.n)
         self.rng = np.random.default_rng(seed)
+
+    def _set_task_arrays(self, tasks: list[Task]) -> None:
+        spec = self.dist.spec
+        self.tasks = list(tasks)
+        self.models = [self.dist.build_model(t) for t in tasks]
+        self.delay = _param_values(spec, tasks, "action_delay", 0).astype(np.int64)
+        self.noise = _param_values(spec, tasks, "obs_noise", 0.0)[:, None]
+        self.deadband = _param_values(spec, tasks, "deadband", 0.0)[:, None]
+        self.kp = np.stack([m.actuator_gainprm[:, 0] for m in self.models])
+        self.stall = np.stack([m.actuator_forcerange[:, 1] for m in self.models])
+
+    def set_tasks(self, tasks: list[Task]) -> None:
+        """Swap every env's dynamics mid-episode, keeping the physical state, goal and time
+        (a payload grabbed or a servo overheating while the arm moves)."""
+        if len(tasks) != self.n or any(t.dist != self.dist.name for t in tasks):
+            raise TaskError(f"set_tasks needs {self.n} tasks of {self.dist.name!r}")
+        self._set_task_arrays(tasks)
+        width = int(self.delay.max()) + 1
+        if self.hist.shape[1] < width:  # longer latency: older commands repeat the oldest
+            pad = np.repeat(self.hist[:, -1:], width - self.hist.shape[1], axis=1)
+            self.hist = np.concatenate([self.hist, pad], axis=1)
 
     # -- helpers -------------------------------------------------------------------------
     def seed(self, seed: int | None) -> None:
@@ -222,6 +238,11 @@ class ArmReachEnv(gym.Env):
         obs = self.batch.reset(np.ones(1, dtype=bool))[0]
         return obs, {"goal": self.batch.goal[0].copy()}
 
+    def set_task(self, task: Task) -> None:
+        """New dynamics from the next step on, state kept."""
+        self.batch.set_tasks([task])
+        self.task = task
+
     def step(self, action):
         obs, rew, trunc, err = self.batch.step(np.asarray(action)[None])
         info = {"tip_error": float(err[0]), "goal": self.batch.goal[0].copy()}
@@ -276,6 +297,11 @@ class ArmReachVecEnv(VectorEnv):
             obs[trunc] = self.batch.reset(trunc)
         term = np.zeros(self.num_envs, dtype=bool)
         return obs, rew.astype(np.float64), term, trunc.copy(), info
+
+    def set_tasks(self, tasks: list[Task]) -> None:
+        """New dynamics for every sub-env, effective from the next step (state kept)."""
+        self.batch.set_tasks(list(tasks))
+        self.tasks = list(tasks)
 
     def close_extras(self, **kwargs) -> None:
         if self.batch.pool is not None:

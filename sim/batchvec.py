@@ -44,6 +44,10 @@ class BatchVecEnv(VectorEnv):
             obs[done] = self.batch.reset(done)
         return obs, rew, term, trunc, info
 
+    def set_tasks(self, tasks) -> None:
+        """New dynamics for every sub-env from the next step on (physical state kept)."""
+        self.batch.set_tasks(list(tasks))
+
     def close_extras(self, **kwargs) -> None:
         if getattr(self.batch, "pool", None) is not None:
             self.batch.pool.close()
@@ -65,6 +69,9 @@ class BatchEnv(gym.Env):
         if seed is not None:
             self.batch.seed(seed)
         return self.batch.reset(np.ones(1, dtype=bool))[0], {}
+
+    def set_task(self, task) -> None:
+        self.batch.set_tasks([task])
 
     def step(self, action):
         a = np.asarray(action)[None]

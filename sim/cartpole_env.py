@@ -32,6 +32,7 @@ class CartPoleBatch:
         for t in tasks:
             if t.dist != dist.name:
                 raise TaskError(f"task of {t.dist!r} given to {dist.name!r}")
+        self._dist = dist
         self.n = len(tasks)
         self.models = [dist.build_model(t) for t in tasks]
         m0 = self.models[0]
@@ -48,6 +49,12 @@ class CartPoleBatch:
         self.datas = [mujoco.MjData(m0) for _ in range(max(nthread, 1))]
         self.t = np.zeros(self.n, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
+
+    def set_tasks(self, tasks: list[Task]) -> None:
+        """New dynamics from the next step on; the physical state is kept."""
+        if len(tasks) != self.n:
+            raise TaskError(f"set_tasks needs {self.n} tasks")
+        self.models = [self._dist.build_model(t) for t in tasks]
 
     def seed(self, seed) -> None:
         self.rng = np.random.default_rng(seed)

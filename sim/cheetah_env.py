@@ -43,6 +43,7 @@ class CheetahBatch:
         for t in tasks:
             if t.dist != dist.name:
                 raise TaskError(f"task of {t.dist!r} given to {dist.name!r}")
+        self._dist = dist
         self.kind = dist.reward_kind
         self.n = len(tasks)
         self.models = [dist.build_model(t) for t in tasks]
@@ -64,6 +65,13 @@ class CheetahBatch:
         self.datas = [mujoco.MjData(m0) for _ in range(max(nthread, 1))]
         self.t = np.zeros(self.n, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
+
+    def set_tasks(self, tasks: list[Task]) -> None:
+        """New dynamics (and goals) from the next step on; the physical state is kept."""
+        if len(tasks) != self.n:
+            raise TaskError(f"set_tasks needs {self.n} tasks")
+        self.models = [self._dist.build_model(t) for t in tasks]
+        self.goal = np.array([t.goal[0] if t.goal else 0.0 for t in tasks])
 
     def seed(self, seed) -> None:
         self.rng = np.random.default_rng(seed)

@@ -242,3 +242,28 @@ def test_cheetah_vec_env_matches_single_and_autoresets():
         assert trunc.all() == (step == dist.spec.episode_steps - 1) and not term.any()
     assert info["_final_obs"].all() and not np.array_equal(info["final_obs"], obs)
     vec.close()
+
+
+@pytest.mark.parametrize("name", ["arm6-reach", "cheetah-dyn", "cartpole-dyn"])
+def test_set_tasks_switches_dynamics_mid_episode(name):
+    dist = tasks.get(name)
+    before = dist.sample(2, split="train", seed=0)
+    after = dist.sample(2, split="fault" if name.startswith("arm") else "ood", seed=0)
+    runs = []
+    for switch in (False, True):
+        vec = dist.make_vec_env(before, seed=0)
+        vec.reset(seed=0)
+        obs = []
+        for t in range(12):
+            if switch and t == 6:
+                vec.set_tasks(after)
+            a = (
+                np.zeros((2, dist.act_dim), np.float32)
+                if dist.action_type != "discrete"
+                else (np.ones(2, np.int64))
+            )
+            obs.append(vec.step(a)[0])
+        vec.close()
+        runs.append(np.array(obs))
+    assert np.array_equal(runs[0][:6], runs[1][:6])  # identical until the switch
+    assert not np.array_equal(runs[0][7:], runs[1][7:])  # different dynamics after it
