@@ -6,6 +6,7 @@ codec is never the link's bottleneck. `metabot bench link --codec --json OUT` ca
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 
@@ -15,6 +16,13 @@ from metabot.bridge import Command, Decoder, State, encode
 
 WIRE_BYTES_PER_S = 100_000  # 1 Mbaud, 8N1: 10 bits per byte
 N_JOINTS = 6
+
+
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
 
 
 def run_codec_bench(seconds: float = 2.0, seed: int = 0) -> dict:
@@ -29,7 +37,7 @@ def run_codec_bench(seconds: float = 2.0, seed: int = 0) -> dict:
     exchanges = wire_bytes = 0
     frame_sizes = None
     deadline = time.perf_counter() + seconds
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     while True:
         for k in range(256):
             p = pos[k & 63]
@@ -45,6 +53,7 @@ def run_codec_bench(seconds: float = 2.0, seed: int = 0) -> dict:
         if time.perf_counter() >= deadline:
             break
     elapsed = time.perf_counter() - t0
+    cpu = max(time.process_time() - c0, 1e-9)
     codec = wire_bytes / elapsed
     return {
         "codec_bytes_per_s": round(codec),
@@ -52,6 +61,11 @@ def run_codec_bench(seconds: float = 2.0, seed: int = 0) -> dict:
         "ratio_to_wire": round(codec / WIRE_BYTES_PER_S, 2),
         "target_ratio": 10,
         "meets_target": codec >= 10 * WIRE_BYTES_PER_S,
+        # Per CPU-second of this process: what the codec costs, independent of how many
+        # other processes share the cores (wall-clock numbers swing with machine load).
+        "codec_bytes_per_cpu_s": round(wire_bytes / cpu),
+        "cpu_fraction": round(cpu / elapsed, 2),
+        "load_avg_1min": _loadavg(),
         "exchanges_per_s": round(exchanges / elapsed),
         "exchange_wire_bytes": sum(frame_sizes),
         "state_frame_bytes": frame_sizes[0],

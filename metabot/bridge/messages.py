@@ -358,13 +358,15 @@ class MessageSpec:
         scalars = [getattr(msg, n) for n in self.names]
         if not self.n_arrays:
             return self.fixed.pack(*scalars)
-        arrs = [np.asarray(getattr(msg, a), dtype="<f4") for a in self.arrays]
-        n = arrs[0].shape[0] if arrs[0].ndim == 1 else -1
-        if n > MAX_JOINTS or any(a.shape != (n,) for a in arrs):
+        try:  # one stacked array: a ragged or non-numeric input fails here
+            arr = np.array([getattr(msg, a) for a in self.arrays], dtype="<f4")
+        except (ValueError, TypeError):
+            arr = None
+        if arr is None or arr.ndim != 2 or arr.shape[1] > MAX_JOINTS:
             raise ValueError(
                 f"{self.cls.__name__}: joint arrays must be 1-D, equal length <= {MAX_JOINTS}"
             )
-        return self.fixed.pack(*scalars, n) + b"".join(a.tobytes() for a in arrs)
+        return self.fixed.pack(*scalars, arr.shape[1]) + arr.tobytes()
 
     def unpack(self, payload: bytes) -> Message | None:
         """Message from a payload, or None when the payload size does not fit the layout."""
@@ -379,8 +381,8 @@ class MessageSpec:
         n = vals[-1]
         if n > MAX_JOINTS or size != self.fixed_size + 4 * n * self.n_arrays:
             return None
-        flat = np.frombuffer(payload, "<f4", n * self.n_arrays, self.fixed_size)
-        return self.cls(*vals[:-1], *(flat[i * n : (i + 1) * n] for i in range(self.n_arrays)))
+        rows = np.frombuffer(payload, "<f4", n * self.n_arrays, self.fixed_size)
+        return self.cls(*vals[:-1], *rows.reshape(self.n_arrays, n))
 
 
 SPECS: dict[int, MessageSpec] = {int(c.MSG_ID): MessageSpec(c) for c in MESSAGE_TYPES}
