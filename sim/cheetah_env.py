@@ -1,4 +1,5 @@
-"""Batched HalfCheetah envs (cheetah-vel, cheetah-dir, cheetah-dyn) on mujoco.rollout.
+"""Batched HalfCheetah envs (cheetah-vel, cheetah-dir, cheetah-dyn) and Ant (ant-dir) on
+mujoco.rollout.
 
 gymnasium's HalfCheetah-v5 logic, re-expressed for a batch: obs = [qpos[1:], qvel] (17-d,
 float64), x velocity = (x_after - x_before) / dt over frame_skip = 5 steps of 10 ms, reset
@@ -36,6 +37,8 @@ RESET_NOISE = 0.1
 
 class CheetahBatch:
     """N HalfCheetahs (one randomized model each), stepped together."""
+
+    OBS_SKIP = 1  # leading qpos entries left out of the obs (x: position-invariant policy)
 
     def __init__(self, dist, tasks: list[Task], seed: int | None, nthread: int):
         if not tasks:
@@ -78,7 +81,10 @@ class CheetahBatch:
 
     def obs(self, idx=slice(None)) -> np.ndarray:
         s = self.state[idx]
-        return np.concatenate([s[:, 2 : 1 + self.nq], s[:, 1 + self.nq : 1 + self.nq + self.nv]], 1)
+        q0 = 1 + self.OBS_SKIP
+        return np.concatenate(
+            [s[:, q0 : 1 + self.nq], s[:, 1 + self.nq : 1 + self.nq + self.nv]], 1
+        )
 
     def set_state(self, idx: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
         self.state[idx] = self.template
@@ -94,16 +100,20 @@ class CheetahBatch:
         self.t[idx] = 0
         return self.obs(idx)
 
-    def step(self, actions: np.ndarray):
-        a = np.asarray(actions, dtype=np.float64).reshape(self.n, self.nu)
+    def physics(self, a: np.ndarray) -> None:
+        """frame_skip steps of every env with ctrl = a, in one rollout call."""
         self.ctrl[:] = a[:, None, :]
-        x_before = self.state[:, 1].copy()
         kw = dict(nstep=self.frame_skip, state=self.out_state, skip_checks=True)
         if self.pool is not None:
             self.pool.rollout(self.models, self.datas, self.state, self.ctrl, **kw)
         else:
             mujoco.rollout.rollout(self.models, self.datas[0], self.state, self.ctrl, **kw)
         self.state[:] = self.out_state[:, -1]
+
+    def step(self, actions: np.ndarray):
+        a = np.asarray(actions, dtype=np.float64).reshape(self.n, self.nu)
+        x_before = self.state[:, 1].copy()
+        self.physics(a)
         vx = (self.state[:, 1] - x_before) / self.dt
         act2 = np.sum(a * a, axis=1)
         if self.kind == "vel":
@@ -117,17 +127,49 @@ class CheetahBatch:
         return self.obs(), rew, term, self.t >= self.horizon, {"x_velocity": vx}
 
 
+class AntBatch(CheetahBatch):
+    """Ant-v5 (no contact forces in the obs) for ant-dir: obs [qpos[2:], qvel] (27-d).
+
+    Reward = v_xy . (cos th, sin th) + 1 (healthy) - 0.5 |a|^2; terminated when the torso
+    height leaves [0.2, 1.0] m or the state is not finite (gymnasium's rule). gymnasium's
+    contact cost (5e-4 * sum of clipped contact forces^2, at most 0.04 per step) is left out:
+    rollout does not return contact forces. The velocity is the torso's qpos change over the
+    control step; gymnasium reads the body xpos left by mj_step instead, which differs by a
+    fraction of a substep, so per-step rewards differ by ~0.02 while observations match.
+    """
+
+    OBS_SKIP = 2
+
+    def step(self, actions: np.ndarray):
+        a = np.asarray(actions, dtype=np.float64).reshape(self.n, self.nu)
+        xy_before = self.state[:, 1:3].copy()
+        self.physics(a)
+        v = (self.state[:, 1:3] - xy_before) / self.dt
+        z = self.state[:, 3]
+        healthy = np.isfinite(self.state).all(axis=1) & (z >= 0.2) & (z <= 1.0)
+        forward = np.cos(self.goal) * v[:, 0] + np.sin(self.goal) * v[:, 1]
+        rew = forward + healthy.astype(np.float64) - 0.5 * np.sum(a * a, axis=1)
+        self.t += 1
+        term = ~healthy
+        trunc = (self.t >= self.horizon) & ~term
+        return self.obs(), rew, term, trunc, {"x_velocity": v[:, 0], "y_velocity": v[:, 1]}
+
+
 def _spaces(nu: int, obs_dim: int):
     obs = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float64)
     act = gym.spaces.Box(-1.0, 1.0, shape=(nu,), dtype=np.float32)
     return obs, act
 
 
+def _batch_cls(dist):
+    return AntBatch if dist.reward_kind == "ant-dir" else CheetahBatch
+
+
 def make_env(dist, task: Task, seed: int | None = None) -> BatchEnv:
-    batch = CheetahBatch(dist, [task], seed, nthread=0)
+    batch = _batch_cls(dist)(dist, [task], seed, nthread=0)
     return BatchEnv(batch, *_spaces(batch.nu, dist.obs_dim))
 
 
 def make_vec_env(dist, tasks: list[Task], seed: int | None = None) -> BatchVecEnv:
-    batch = CheetahBatch(dist, list(tasks), seed, nthread=min(2, os.cpu_count() or 1))
+    batch = _batch_cls(dist)(dist, list(tasks), seed, nthread=min(2, os.cpu_count() or 1))
     return BatchVecEnv(batch, *_spaces(batch.nu, dist.obs_dim))

@@ -192,14 +192,14 @@ class GymDistribution:
 
 
 class CheetahDistribution(GymDistribution):
-    """HalfCheetah families on the batched rollout env (sim/cheetah_env.py).
+    """HalfCheetah families and ant-dir on the batched rollout env (sim/cheetah_env.py).
 
     `make_gym_env` keeps the gymnasium-wrapped reference env (same model, same reward) that the
     tests compare the batched env against.
     """
 
-    def __init__(self, spec_file: str, reward_kind: str, ctrl_cost: float, **kw):
-        super().__init__(spec_file, _cheetah(ctrl_cost), **kw)
+    def __init__(self, spec_file: str, reward_kind: str, make_base, **kw):
+        super().__init__(spec_file, make_base, **kw)
         self.reward_kind = reward_kind
 
     def make_gym_env(self, task: Task, seed: int | None = None) -> TaskEnv:
@@ -332,7 +332,7 @@ def cheetah_vel() -> GymDistribution:
     return CheetahDistribution(
         "cheetah_vel.toml",
         "vel",
-        0.05,
+        _cheetah(0.05),
         reward=_cheetah_vel_reward,
         goal=lambda t: (t.value("goal_velocity"),),
     )
@@ -342,20 +342,24 @@ def cheetah_dir() -> GymDistribution:
     return CheetahDistribution(
         "cheetah_dir.toml",
         "dir",
-        0.05,
+        _cheetah(0.05),
         reward=_cheetah_dir_reward,
         goal=lambda t: (2.0 * t.value("direction") - 1.0,),
     )
 
 
 def ant_dir() -> GymDistribution:
-    return GymDistribution(
-        "ant_dir.toml", _ant, reward=_ant_dir_reward, goal=lambda t: (t.value("direction_angle"),)
+    return CheetahDistribution(
+        "ant_dir.toml",
+        "ant-dir",
+        _ant,
+        reward=_ant_dir_reward,
+        goal=lambda t: (t.value("direction_angle"),),
     )
 
 
 def cheetah_dyn() -> GymDistribution:
-    return CheetahDistribution("cheetah_dyn.toml", "dyn", 0.1)
+    return CheetahDistribution("cheetah_dyn.toml", "dyn", _cheetah(0.1))
 
 
 def cartpole_dyn() -> GymDistribution:

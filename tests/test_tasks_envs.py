@@ -204,7 +204,7 @@ def test_process_vec_env_same_step_autoreset():
         vec.close()
 
 
-@pytest.mark.parametrize("name", ["cheetah-vel", "cheetah-dir", "cheetah-dyn"])
+@pytest.mark.parametrize("name", ["cheetah-vel", "cheetah-dir", "cheetah-dyn", "ant-dir"])
 def test_batched_cheetah_matches_gymnasium(name):
     """The rollout-batched HalfCheetah equals gymnasium's HalfCheetah-v5 on the same model."""
     dist = tasks.get(name)
@@ -220,7 +220,9 @@ def test_batched_cheetah_matches_gymnasium(name):
         a = rng.uniform(-1, 1, dist.act_dim).astype(np.float32)
         o1, r1, *_ = ref.step(a)
         o2, r2, *_ = ours.step(a)
-        assert np.allclose(o1, o2, atol=1e-6) and abs(r1 - r2) < 1e-6
+        # ant-dir: same obs; reward without the contact cost and with qpos-based velocity
+        tol = 0.1 if name == "ant-dir" else 1e-6
+        assert np.allclose(o1, o2, atol=1e-6) and abs(r1 - r2) < tol
 
 
 def test_cheetah_vec_env_matches_single_and_autoresets():
