@@ -404,8 +404,7 @@ class ArmReachDistribution:
 
         Actuators stay position actuators: kp in gainprm[0] and -kp in biasprm[1].
         """
-        if task.dist != self.name:
-            raise TaskError(f"task of {task.dist!r} given to {self.name!r}")
+        self._sampler.validate(task)
         return self._rand.build(task)
 
     def make_env(self, task: Task, seed: int | None = None) -> ArmReachEnv:

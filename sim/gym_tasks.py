@@ -50,8 +50,7 @@ class TaskEnv(gym.Wrapper):
     """
 
     def __init__(self, dist: GymDistribution, task: Task, seed: int | None):
-        if task.dist != dist.name:
-            raise TaskError(f"task of {task.dist!r} given to {dist.name!r}")
+        dist._sampler.validate(task)
         env = dist._make_base()
         super().__init__(env)
         self.dist, self.task = dist, task
@@ -173,6 +172,7 @@ class GymDistribution:
         }
 
     def build_model(self, task: Task) -> mujoco.MjModel:
+        self._sampler.validate(task)
         m = self._rand.build(task)
         if self._custom is not None:
             self._custom(m, task)

@@ -213,12 +213,26 @@ class SpecSampler:
             tasks.append(Task(self.spec.name, split, index, self.params_for(index, split)))
         return tasks
 
+    def validate(self, task: Task) -> None:
+        """TaskError unless the task belongs here: right distribution, every parameter present
+        with its element count (e.g. a hand-edited or foreign task dict)."""
+        if task.dist != self.spec.name:
+            raise TaskError(f"task of {task.dist!r} given to {self.spec.name!r}")
+        for p in self.spec.params:
+            vals = task._lookup.get(p.name)
+            if vals is None:
+                raise TaskError(f"task lacks parameter {p.name!r} of {self.spec.name}")
+            if len(vals) != self.counts[p.name]:
+                raise TaskError(
+                    f"task parameter {p.name!r} has {len(vals)} values, "
+                    f"{self.spec.name} needs {self.counts[p.name]}"
+                )
+
     def oracle_features(self, task: Task) -> np.ndarray:
         """True parameters normalized to [-1, 1] over the training range (constant ones dropped)."""
+        self.validate(task)
         feats = []
         for p in self.varying:
-            if p.name not in task._lookup:
-                raise TaskError(f"task lacks parameter {p.name!r} of {self.spec.name}")
             vals = task.param(p.name)
             if p.sampling == "log":
                 vals = np.maximum(vals, 1e-12)

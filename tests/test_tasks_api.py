@@ -143,3 +143,18 @@ def test_arm_module_is_numpy_only():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_foreign_or_incomplete_task_is_a_task_error():
+    dist = tasks.get("arm6-reach")
+    d = dist.sample(1, seed=0)[0].to_dict()
+    other = tasks.get("arm2d-reach").sample(1, seed=0)[0]
+    missing = Task.from_dict(
+        {**d, "params": {k: v for k, v in d["params"].items() if k != "payload"}}
+    )
+    short = Task.from_dict({**d, "params": {**d["params"], "servo_gain": [1.0, 1.0]}})
+    for bad, msg in ((other, "given to"), (missing, "lacks parameter"), (short, "needs 6")):
+        with pytest.raises(TaskError, match=msg):
+            dist.make_env(bad)
+        with pytest.raises(TaskError, match=msg):
+            dist.oracle_features(bad)
