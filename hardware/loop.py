@@ -20,6 +20,7 @@ import numpy as np
 from metabot.errors import ConfigError, SafetyError
 
 from .cyclelog import CycleLogWriter
+from .realtime import boost_thread
 from .robot import Robot, RobotState
 from .safety import INTERVENTION_NAMES, LINK_LOSS, SafetyConfig, SafetyLayer
 
@@ -86,6 +87,10 @@ class ControlLoop:
 
     def run(self, policy: Policy, *, seconds: float | None = None, cycles: int | None = None,
             should_stop: Callable[[], bool] | None = None) -> LoopStats:
+        with boost_thread():
+            return self._run(policy, seconds, cycles, should_stop)
+
+    def _run(self, policy, seconds, cycles, should_stop) -> LoopStats:
         if seconds is None and cycles is None and should_stop is None:
             raise ConfigError("give seconds, cycles or should_stop")
         n_cycles = cycles if cycles is not None else (
@@ -105,6 +110,8 @@ class ControlLoop:
         rtts: list[float] = []
         t_sent_list: list[float] = []
         k_sent: list[int] = []
+        seq_sent: list[int] = []
+        deadlines: list[float] = []
         missed = skipped = k = 0
         stop_reason = "done"
         link_lost_since = None
@@ -140,6 +147,8 @@ class ControlLoop:
                         sent_times.pop(next(iter(sent_times)))
                     t_sent_list.append(t_sent)
                     k_sent.append(k)
+                    seq_sent.append(seq)
+                    deadlines.append(deadline)
                     late = t_sent - deadline > tol
                     link_lost_since = None
                 else:
@@ -171,17 +180,42 @@ class ControlLoop:
                 stop_reason = type(exc).__name__
             raise
         finally:
-            stats = self._stats(np.asarray(t_sent_list), np.asarray(k_sent), missed, skipped,
+            t_eff, wire_late = self._wire_times(t_sent_list, seq_sent, deadlines)
+            stats = self._stats(t_eff, np.asarray(k_sent), missed + wire_late, skipped,
                                 k, np.asarray(rtts), stop_reason, t0)
             self.stats = stats
             if log is not None:
                 log.close(stats.to_dict())
         return stats
 
+    def _wire_times(self, t_sent, seqs, deadlines) -> tuple[np.ndarray, int]:
+        """Send times as the OS saw them. For a backend that writes on its own thread a
+        command counts when its bytes were written; one still queued, or replaced by a
+        newer one before it went out, missed its deadline (only counted if the loop itself
+        sent it on time, so no cycle is counted twice)."""
+        t = np.asarray(t_sent, dtype=float)
+        if not self.robot.reports_write_times or not len(t):
+            return t, 0
+        self.robot.flush(0.1)
+        late = 0
+        tol = self.tolerance_s
+        for i, (seq, dl) in enumerate(zip(seqs, deadlines, strict=True)):
+            tw = self.robot.command_sent_at(seq)
+            loop_late = t[i] - dl > tol
+            if tw is None:  # never written: replaced by a newer command
+                late += not loop_late
+                t[i] = np.nan
+                continue
+            late += (tw - dl > tol) and not loop_late
+            t[i] = tw
+        return t, late
+
     def _stats(self, t_sent, k_sent, missed, skipped, k, rtts, reason, t0) -> LoopStats:
         T = self.period
         consecutive = np.diff(k_sent) == 1 if len(k_sent) > 1 else np.zeros(0, bool)
         periods = np.diff(t_sent)[consecutive] if len(t_sent) > 1 else np.zeros(0)
+        periods = periods[np.isfinite(periods)]
+        t_sent = t_sent[np.isfinite(t_sent)]
         jitter = np.abs(periods - T)
         us = 1e6
         cycles = max(k, 1)

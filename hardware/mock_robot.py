@@ -380,6 +380,9 @@ class PtyTransport:
         self._thread.start()
 
     def _write(self, data: bytes) -> None:
+        self._check_baud()
+        if self.mock.host_baud is not None and self.mock.host_baud != self.mock.baud:
+            data = self.mock._garble(data)
         view = memoryview(data)
         while view:
             try:

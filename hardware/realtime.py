@@ -32,3 +32,25 @@ def current_policy() -> str:
     if pol == os.SCHED_FIFO:
         return f"SCHED_FIFO:{os.sched_getparam(0).sched_priority}"
     return {os.SCHED_OTHER: "SCHED_OTHER", os.SCHED_RR: "SCHED_RR"}.get(pol, str(pol))
+
+
+class boost_thread:
+    """Context: raise this thread above its SCHED_FIFO siblings (reader threads, a local
+    mock) while it runs the control loop; a no-op outside SCHED_FIFO."""
+
+    def __init__(self, delta: int = 5):
+        self.delta = delta
+        self.old: int | None = None
+
+    def __enter__(self) -> boost_thread:
+        if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) == os.SCHED_FIFO:
+            self.old = os.sched_getparam(0).sched_priority
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.old + self.delta))
+            except OSError:
+                self.old = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.old is not None:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.old))

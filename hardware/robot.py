@@ -148,6 +148,17 @@ class Robot(ABC):
     @abstractmethod
     def _estop(self) -> None: ...
 
+    # ---- optional: backends that write asynchronously ---------------------------------------
+    reports_write_times = False
+
+    def command_sent_at(self, cmd_seq: int) -> float | None:
+        """When the command left the host (asynchronous backends); None: never sent."""
+        return None
+
+    def flush(self, timeout: float = 0.1) -> None:
+        """Wait until queued frames are handed to the OS (asynchronous backends)."""
+        return None
+
     # ---- public API ----------------------------------------------------------------------
     def estop(self) -> None:
         """Emergency stop: torque off, latched until `enable()`."""

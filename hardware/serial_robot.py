@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
@@ -103,6 +104,15 @@ class SerialRobot(Robot):
         self._reader: threading.Thread | None = None
         self._running = False
         self._tx_lock = threading.Lock()
+        # Frames are written by a writer thread, so a control cycle never blocks on the OS
+        # (a loaded kernel can stall a tty write for tens of ms). Queue entries:
+        # [frame, cmd_seq or None, t_enqueued]; an unwritten COMMAND is replaced by a newer
+        # one (the newest target is the only one worth sending); nothing else is dropped.
+        self._tx_cond = threading.Condition(self._tx_lock)
+        self._txq: deque[list] = deque()
+        self._written_at: dict[int, float] = {}
+        self.tx_coalesced = 0
+        self._writer: threading.Thread | None = None
         self._tx_seq = random.getrandbits(16)
         self._desc: RobotDescription | None = None
         self._reset_link_state()
@@ -193,12 +203,19 @@ class SerialRobot(Robot):
         self._reader = threading.Thread(target=self._read_loop, name="serial-robot-rx",
                                         daemon=True)
         self._reader.start()
+        self._writer = threading.Thread(target=self._write_loop, name="serial-robot-tx",
+                                        daemon=True)
+        self._writer.start()
 
     def _stop_reader(self) -> None:
+        self._flush(0.25)  # a final HOLD/ESTOP must leave before the port closes
         self._running = False
-        if self._reader is not None:
-            self._reader.join(timeout=1.0)
-            self._reader = None
+        with self._tx_cond:
+            self._tx_cond.notify_all()
+        for th in (self._reader, self._writer):
+            if th is not None:
+                th.join(timeout=1.0)
+        self._reader = self._writer = None
 
     def _handshake(self) -> None:
         t_end = time.monotonic() + self.handshake_timeout_s
@@ -300,18 +317,66 @@ class SerialRobot(Robot):
             self._latched = "e-stopped by the MCU"
 
     # ---- sending ---------------------------------------------------------------------------
-    def _send(self, msg: Message) -> int:
-        if self._ser is None:
+    def _send(self, msg: Message, cmd_seq: int | None = None) -> int:
+        """Queue one frame for the writer thread; returns its frame sequence number."""
+        if self._ser is None or self._writer is None:
             raise LinkError("not connected")
-        with self._tx_lock:
+        if self._link_error is not None:
+            raise LinkError(f"{self.url}: {self._link_error}")
+        with self._tx_cond:
             seq = self._tx_seq
             self._tx_seq = (seq + 1) & 0xFFFF
-            try:
-                self._ser.write(encode(msg, seq))
-            except (serial.SerialException, OSError) as exc:
-                self._link_error = f"serial link lost: {exc}"
-                raise LinkError(f"{self.url}: write failed: {exc}") from None
+            frame = encode(msg, seq)
+            q = self._txq
+            if cmd_seq is not None and q and q[-1][1] is not None:
+                q[-1] = [frame, cmd_seq, time.monotonic()]
+                self.tx_coalesced += 1
+            else:
+                q.append([frame, cmd_seq, time.monotonic()])
+            self._tx_cond.notify()
         return seq
+
+    def _write_loop(self) -> None:
+        ser = self._ser
+        while True:
+            with self._tx_cond:
+                while not self._txq and self._running:
+                    self._tx_cond.wait()
+                if not self._txq:
+                    return
+                frame, cmd_seq, _ = self._txq.popleft()
+            try:
+                ser.write(frame)
+            except (serial.SerialException, OSError, AttributeError, TypeError) as exc:
+                self._link_error = f"serial link lost: write failed: {exc}"
+                with self._tx_cond:
+                    self._txq.clear()
+                    self._tx_cond.notify_all()
+                return
+            if cmd_seq is not None:
+                self._written_at[cmd_seq] = time.monotonic()
+                if len(self._written_at) > 4096:
+                    self._written_at.pop(next(iter(self._written_at)))
+            with self._tx_cond:
+                self._tx_cond.notify_all()
+
+    def _flush(self, timeout: float) -> None:
+        t_end = time.monotonic() + timeout
+        with self._tx_cond:
+            while self._txq and self._writer is not None and self._writer.is_alive():
+                left = t_end - time.monotonic()
+                if left <= 0:
+                    return
+                self._tx_cond.wait(left)
+
+    reports_write_times = True
+
+    def flush(self, timeout: float = 0.1) -> None:
+        self._flush(timeout)
+
+    def command_sent_at(self, cmd_seq: int) -> float | None:
+        """When the command's bytes were handed to the OS (None: not yet, or coalesced)."""
+        return self._written_at.get(cmd_seq)
 
     def _request(self, msg: Message, what: str, timeout: float | None = None,
                  tries: int = 3) -> None:
@@ -367,7 +432,8 @@ class SerialRobot(Robot):
             raise SafetyError(f"the MCU is latched ({why}); it holds the arm until enable()")
         self._cmd_seq += 1
         self._send(Command(self.session_id, self._cmd_seq, int(self.command_ttl_s * 1e6),
-                           int(_MODE_IDS[mode]), targets.astype(np.float32)))
+                           int(_MODE_IDS[mode]), targets.astype(np.float32)),
+                   cmd_seq=self._cmd_seq)
         return self._cmd_seq
 
     def heartbeat(self) -> None:
@@ -417,5 +483,5 @@ class SerialRobot(Robot):
         return {"bytes_received": self.bytes_received, "frames_accepted": self.decoder.accepted,
                 "frames_rejected": dict(self.decoder.rejected), "stale_frames": self.stale_frames,
                 "lost_frames": self.rx_seq.lost, "reboots": self.reboots, "nacks": dict(self.nacks),
-                "faults": len(self.faults)}
+                "faults": len(self.faults), "tx_coalesced": self.tx_coalesced}
 

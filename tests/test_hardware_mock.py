@@ -36,6 +36,7 @@ def mock():
 
 def robot(m, **kw) -> SerialRobot:
     kw.setdefault("handle_signals", False)
+    kw.setdefault("watchdog_s", 0.5)  # the watchdog tests set 0.1; a busy CI box stalls
     return SerialRobot(m.url, **kw)
 
 
@@ -58,16 +59,16 @@ def drive(r: SerialRobot, target, seconds: float, rate: float = 200.0) -> None:
 
 @pytest.mark.parametrize("action,expect", [("hold", "holding"), ("torque_off", "torque_off")])
 def test_watchdog_takes_over_when_host_goes_silent(mock, action, expect):
-    r = robot(mock, watchdog_s=0.1, watchdog_action=action, hold_effort_frac=0.8)
+    r = robot(mock, watchdog_s=0.25, watchdog_action=action, hold_effort_frac=0.8)
     r.connect()
     r.enable()
     q = r.read_state().positions.copy()
     drive(r, q, 0.2)
-    assert mock.status()["state"] == "moving"
+    assert wait_for(lambda: mock.status()["state"] == "moving")
     st = wait_for(lambda: (s := mock.status())["watchdog_tripped"] and s, timeout=2.0)
     assert st and st["state"] == expect
     fault = wait_for(lambda: r.faults and r.faults[-1], timeout=1.0)
-    assert fault.code == 1 and fault.value <= 100 + 2  # tripped on time, by the MCU's clock
+    assert fault.code == 1 and fault.value <= 250 + 2  # tripped on time, by the MCU's clock
     if action == "hold":
         assert np.allclose(st["effort_limit"], 0.8 * np.array(r.description.effort_limit),
                            rtol=1e-5)
@@ -79,7 +80,7 @@ def test_watchdog_takes_over_when_host_goes_silent(mock, action, expect):
         r.send_command(q)  # latched until enable()
     r.enable()
     drive(r, q, 0.05)
-    assert mock.status()["state"] == "moving"
+    assert wait_for(lambda: mock.status()["state"] == "moving")
     r.close()
 
 
@@ -91,7 +92,8 @@ def test_host_detects_link_loss_in_time(mock):
     cut = {}
 
     def policy(state, k):
-        if k == 20:
+        cut["n"] = cut.get("n", 0) + 1
+        if cut["n"] == 20:  # by call count: cycles may be skipped on a busy machine
             cut["t"] = time.monotonic()
             mock.disconnect(1.0)
         return q
@@ -129,7 +131,7 @@ def test_corrupt_and_dropped_bytes_never_move_a_joint(mock):
             assert tuple(np.float32(st["targets"])) in allowed  # only values the host sent
             seen += 1
         time.sleep(0.005)
-    assert seen > 50
+    assert seen > 20
     s = mock.status()
     assert s["bytes_corrupted"] > 0 and s["bytes_dropped"] > 0
     assert sum(s["rx_rejected"].values()) > 0 or r.decoder.total_rejected > 0
@@ -165,7 +167,7 @@ def test_reboot_is_detected_and_nothing_moves_until_reenabled(mock):
     assert r.nacks.get("DISABLED", 0) > 0
     r.enable()
     drive(r, away, 0.05)
-    assert mock.status()["state"] == "moving"
+    assert wait_for(lambda: mock.status()["state"] == "moving")
     r.close()
 
 
@@ -178,8 +180,7 @@ def test_commands_beyond_limits_are_clamped_never_passed(mock):
     far = q.copy()
     far[0] = d.position_upper[0] + 5.0
     r.send_command(far)  # host clamps
-    time.sleep(0.05)
-    assert mock.status()["targets"][0] == pytest.approx(d.position_upper[0], abs=1e-6)
+    assert wait_for(lambda: abs(mock.status()["targets"][0] - d.position_upper[0]) < 1e-6)
     with pytest.raises(SafetyError, match="non-finite"):
         r.send_command(np.full(6, np.nan))
     # bypass the host's checks: the MCU clamps (and flags it), or refuses NaN
@@ -198,7 +199,8 @@ def test_loop_over_mock_logs_rtt_and_leaves_it_holding(mock, tmp_path):
     with r:
         r.enable()
         q = r.read_state().positions.copy()
-        stats = ControlLoop(r, 200.0, log_path=str(tmp_path / "log.jsonl")).run(
+        stats = ControlLoop(r, 200.0, safety=SafetyConfig(link_timeout_s=1.0),
+                            log_path=str(tmp_path / "log.jsonl")).run(
             lambda s, k: q + 0.02 * np.sin(k / 20), seconds=0.5)
         assert stats.rtt_samples > 10 and stats.rtt_p50_us > 1000  # >= 2 x 0.5 ms latency
         assert stats.interventions["link_loss"] == 0
@@ -254,8 +256,11 @@ def test_link_loss_mask_in_log(mock, tmp_path):
     q = r.read_state().positions.copy()
     log = tmp_path / "l.jsonl"
 
+    calls = []
+
     def policy(state, k):
-        if k == 5:
+        calls.append(k)
+        if len(calls) == 5:
             mock.disconnect(0.5)
         return q
 
