@@ -38,7 +38,10 @@ class TaskDistribution(Protocol):
 
 
 def get(name: str) -> TaskDistribution:
-    """The distribution called `name` (TaskError if unknown)."""
+    """The distribution called `name` (TaskError if unknown), or, for a path ending in .toml,
+    the arm distribution that randomization spec defines (ConfigError if it is invalid)."""
+    if str(name).endswith(".toml"):
+        return from_spec(name)
     return _get(name)
 
 

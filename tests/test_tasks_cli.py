@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +54,22 @@ def test_bad_input_one_line_nonzero(args):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("metabot: error:"), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_spec_file_through_the_cli(tmp_path):
+    spec = Path(__file__).resolve().parent.parent / "sim" / "arm2d.toml"
+    good = tmp_path / "arm.toml"
+    good.write_text(
+        spec.read_text().replace('model = "arm2d.xml"', f'model = "{spec.parent}/arm2d.xml"')
+    )
+    r = _cli("tasks", "sample", str(good), "--n", "2")
+    assert r.returncode == 0 and len(json.loads(r.stdout)) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace("range = [0.0, 0.15]", "range = [0.15, 0.0]"))
+    r = _cli("tasks", "sample", str(bad))
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(lines) == 1 and "lo 0.15 > hi 0.0" in lines[0]
+    assert str(bad) in lines[0]
 
 
 def test_bench_sim_keys(tmp_path):

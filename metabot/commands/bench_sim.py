@@ -7,7 +7,9 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--tasks", default="arm6-reach", help="task distribution(s), comma-separated"
+        "--tasks",
+        default="arm6-reach",
+        help="task distribution(s) or spec .toml files, comma-separated",
     )
     parser.add_argument("--n-envs", type=int, default=256, help="sub-envs in our vector env")
     parser.add_argument(

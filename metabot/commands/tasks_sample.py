@@ -6,7 +6,9 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", help="task distribution (see `metabot tasks list`)")
+    parser.add_argument(
+        "name", help="task distribution (see `metabot tasks list`) or a randomization spec .toml"
+    )
     parser.add_argument("--split", default="train", help="train | test | ood | fault")
     parser.add_argument("--n", type=int, default=5, help="number of tasks")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
