@@ -46,6 +46,10 @@ class LoopStats:
     rtt_samples: int
     interventions: dict
     stop_reason: str
+    # The loop's own timing (when send_command returned), before the OS took the bytes;
+    # equal to the above for a backend that writes synchronously.
+    loop_jitter_p99_us: float = 0.0
+    loop_missed_deadlines: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -183,6 +187,10 @@ class ControlLoop:
             t_eff, wire_late = self._wire_times(t_sent_list, seq_sent, deadlines)
             stats = self._stats(t_eff, np.asarray(k_sent), missed + wire_late, skipped,
                                 k, np.asarray(rtts), stop_reason, t0)
+            own = self._stats(np.asarray(t_sent_list), np.asarray(k_sent), missed, skipped,
+                              k, np.asarray(rtts), stop_reason, t0)
+            stats.loop_jitter_p99_us = own.jitter_p99_us
+            stats.loop_missed_deadlines = own.missed_deadlines
             self.stats = stats
             if log is not None:
                 log.close(stats.to_dict())
