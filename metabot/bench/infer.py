@@ -26,21 +26,26 @@ from metabot.errors import ArtifactError
 TARGET_P99_US = 100.0
 
 
-def _time_calls(step: Callable[[int], Any], n: int, warmup: int) -> np.ndarray:
+def _time_calls(step: Callable[[int], Any], n: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """(wall-clock us, thread CPU us) per call. Wall time is what a control loop waits;
+    the thread's CPU time leaves out preemption by other processes, i.e. the cost of the
+    call itself, which a shared machine's wall-clock tail cannot show."""
     for i in range(warmup):
         step(i)
-    out = np.empty(n)
+    wall, cpu = np.empty(n), np.empty(n)
     gc.collect()
     gc.disable()
     try:
-        clock = time.perf_counter_ns
+        clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
         for i in range(n):
+            c0 = cpu_clock()
             t0 = clock()
             step(i)
-            out[i] = clock() - t0
+            wall[i] = clock() - t0
+            cpu[i] = cpu_clock() - c0
     finally:
         gc.enable()
-    return out / 1e3
+    return wall / 1e3, cpu / 1e3
 
 
 def _observations(meta: dict[str, Any], n: int, seed: int) -> np.ndarray:
@@ -116,6 +121,9 @@ def bench_infer(
     for _ in range(rounds):
         rt.append(_time_calls(runtime_step, per_round, warmup))
         th.append(_time_calls(torch_step, per_round, warmup))
+    rt_cpu = np.concatenate([c for _, c in rt])
+    th_cpu = np.concatenate([c for _, c in th])
+    rt, th = [w for w, _ in rt], [w for w, _ in th]
     result: dict[str, Any] = {
         "artifact": str(artifact),
         "algorithm": meta["algorithm"],
@@ -125,11 +133,16 @@ def bench_infer(
         "rounds": rounds,
         **_summary(rt, ""),
         **_summary(th, "torch_"),
+        "cpu_p50_us": float(np.percentile(rt_cpu, 50)),
+        "cpu_p99_us": float(np.percentile(rt_cpu, 99)),
+        "torch_cpu_p50_us": float(np.percentile(th_cpu, 50)),
+        "torch_cpu_p99_us": float(np.percentile(th_cpu, 99)),
         "target_p99_us": TARGET_P99_US,
         "runtime": "onnxruntime, 1 intra/inter-op thread, no spinning, IOBinding; validation on",
         "torch": "eager, inference_mode, 1 thread, numpy in/out, same state handling",
         "method": "p50_us/p99_us: the round with the lowest p99 (least disturbed by other"
-        " processes on a shared machine); pooled_*: all rounds together",
+        " processes on a shared machine); pooled_*: all rounds together; cpu_*: the calling"
+        " thread's CPU time per call over all rounds (preemption excluded)",
         "machine": {
             "cpu_count": _cpus(),
             "python": platform.python_version(),
