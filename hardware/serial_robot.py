@@ -112,6 +112,7 @@ class SerialRobot(Robot):
         self._txq: deque[list] = deque()
         self._written_at: dict[int, float] = {}
         self.tx_coalesced = 0
+        self._writing = False
         self._writer: threading.Thread | None = None
         self._tx_seq = random.getrandbits(16)
         self._desc: RobotDescription | None = None
@@ -318,7 +319,13 @@ class SerialRobot(Robot):
 
     # ---- sending ---------------------------------------------------------------------------
     def _send(self, msg: Message, cmd_seq: int | None = None) -> int:
-        """Queue one frame for the writer thread; returns its frame sequence number."""
+        """Write one frame now, or queue it behind a write still in progress.
+
+        The common case writes on the caller's thread (a handoff to another thread costs up
+        to a GIL switch interval); if an earlier write is stuck in the OS (a loaded kernel
+        can stall a tty write for tens of ms), the frame is queued for the writer thread and
+        the caller returns at once, so a control cycle never waits behind a stuck write.
+        """
         if self._ser is None or self._writer is None:
             raise LinkError("not connected")
         if self._link_error is not None:
@@ -327,43 +334,56 @@ class SerialRobot(Robot):
             seq = self._tx_seq
             self._tx_seq = (seq + 1) & 0xFFFF
             frame = encode(msg, seq)
-            q = self._txq
-            if cmd_seq is not None and q and q[-1][1] is not None:
-                q[-1] = [frame, cmd_seq, time.monotonic()]
-                self.tx_coalesced += 1
+            direct = not self._txq and not self._writing
+            if direct:
+                self._writing = True
             else:
-                q.append([frame, cmd_seq, time.monotonic()])
-            self._tx_cond.notify()
+                q = self._txq
+                if cmd_seq is not None and q and q[-1][1] is not None:
+                    q[-1] = [frame, cmd_seq, time.monotonic()]
+                    self.tx_coalesced += 1
+                else:
+                    q.append([frame, cmd_seq, time.monotonic()])
+                self._tx_cond.notify_all()
+        if direct:
+            self._write_frame(frame, cmd_seq)
+            if self._link_error is not None:
+                raise LinkError(f"{self.url}: {self._link_error}")
         return seq
 
-    def _write_loop(self) -> None:
-        ser = self._ser
-        while True:
-            with self._tx_cond:
-                while not self._txq and self._running:
-                    self._tx_cond.wait()
-                if not self._txq:
-                    return
-                frame, cmd_seq, _ = self._txq.popleft()
-            try:
-                ser.write(frame)
-            except (serial.SerialException, OSError, AttributeError, TypeError) as exc:
-                self._link_error = f"serial link lost: write failed: {exc}"
-                with self._tx_cond:
-                    self._txq.clear()
-                    self._tx_cond.notify_all()
-                return
+    def _write_frame(self, frame: bytes, cmd_seq: int | None) -> None:
+        """Write with `_writing` held (set by the caller); always releases it."""
+        try:
+            self._ser.write(frame)
             if cmd_seq is not None:
                 self._written_at[cmd_seq] = time.monotonic()
                 if len(self._written_at) > 4096:
                     self._written_at.pop(next(iter(self._written_at)))
+        except (serial.SerialException, OSError, AttributeError, TypeError) as exc:
+            self._link_error = f"serial link lost: write failed: {exc}"
+        finally:
             with self._tx_cond:
+                self._writing = False
+                if self._link_error is not None:
+                    self._txq.clear()
                 self._tx_cond.notify_all()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._tx_cond:
+                while (not self._txq or self._writing) and self._running:
+                    self._tx_cond.wait()
+                if not self._txq or self._link_error is not None:
+                    return
+                frame, cmd_seq, _ = self._txq.popleft()
+                self._writing = True
+            self._write_frame(frame, cmd_seq)
 
     def _flush(self, timeout: float) -> None:
         t_end = time.monotonic() + timeout
         with self._tx_cond:
-            while self._txq and self._writer is not None and self._writer.is_alive():
+            while (self._txq or self._writing) and self._writer is not None \
+                    and self._writer.is_alive():
                 left = t_end - time.monotonic()
                 if left <= 0:
                     return

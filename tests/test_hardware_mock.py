@@ -68,7 +68,9 @@ def test_watchdog_takes_over_when_host_goes_silent(mock, action, expect):
     st = wait_for(lambda: (s := mock.status())["watchdog_tripped"] and s, timeout=2.0)
     assert st and st["state"] == expect
     fault = wait_for(lambda: r.faults and r.faults[-1], timeout=1.0)
-    assert fault.code == 1 and fault.value <= 250 + 2  # tripped on time, by the MCU's clock
+    # by the MCU's clock: not before the timeout (the upper margin allows for a starved
+    # mock thread on a loaded machine; the bridge's MCU tests pin the exact tick)
+    assert fault.code == 1 and 250 <= fault.value <= 250 + 250
     if action == "hold":
         assert np.allclose(st["effort_limit"], 0.8 * np.array(r.description.effort_limit),
                            rtol=1e-5)

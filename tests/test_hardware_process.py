@@ -63,7 +63,7 @@ def test_signal_to_controller_leaves_mock_safe(tcp_mock, sig, on_exit, expect):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "running", proc.stderr.read()
-        assert wait_for(lambda: mock.status()["state"] == "moving")
+        assert wait_for(lambda: mock.status()["state"] == "moving", timeout=10.0)
         t_sig = time.monotonic()
         proc.send_signal(sig)
         rc = proc.wait(timeout=10)

@@ -19,10 +19,11 @@ from metabot.errors import LinkError
 
 
 class SpawnedMock:
-    """`metabot mock-robot --pty` in a child process; `url` is the pty path it printed."""
+    """`metabot mock-robot --pty` (or `--tcp 0`) in a child process; `url` is what it printed."""
 
-    def __init__(self, *extra: str, seed: int = 0):
-        cmd = [sys.executable, "-m", "metabot", "mock-robot", "--pty", "--seed", str(seed),
+    def __init__(self, *extra: str, seed: int = 0, transport: str = "pty"):
+        where = ["--pty"] if transport == "pty" else ["--tcp", "0"]
+        cmd = [sys.executable, "-m", "metabot", "mock-robot", *where, "--seed", str(seed),
                *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
@@ -107,7 +108,8 @@ def pty_baseline(seconds: float = 3.0, rate_hz: float = 500.0) -> dict:
 
 def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
                    baudrate: int = 1_000_000, log_path: str | None = None,
-                   spawn_mock: bool = False, seed: int = 0, realtime: bool = False) -> dict:
+                   spawn_mock: bool | str = False, seed: int = 0,
+                   realtime: bool = False) -> dict:
     """Run the loop for `seconds` at `rate_hz`; return the issue's keys plus context."""
     from metabot.hardware.loop import ControlLoop
     from metabot.hardware.realtime import current_policy, enable_realtime
@@ -115,7 +117,9 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
 
     sched = enable_realtime() if realtime else current_policy()
     extra = ("--realtime",) if realtime else ()
-    mock = SpawnedMock("--baud", str(baudrate), *extra, seed=seed) if spawn_mock else None
+    transport = spawn_mock if isinstance(spawn_mock, str) else "pty"
+    mock = (SpawnedMock("--baud", str(baudrate), *extra, seed=seed, transport=transport)
+            if spawn_mock else None)
     try:
         target = mock.url if mock is not None else url
         # A long watchdog and on_link_loss="continue": the benchmark records stalls as
@@ -151,9 +155,9 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
         "loop_jitter_p99_us": s["loop_jitter_p99_us"],
         "loop_missed_deadlines": s["loop_missed_deadlines"], "tolerance_us": loop.tolerance_s * 1e6,
         "interventions": s["interventions"], "link": link,
-        "pty_baseline": pty_baseline() if spawn_mock else None,
+        "pty_baseline": pty_baseline() if spawn_mock and transport == "pty" else None,
         "scheduler": sched, "mock_scheduler": (mock.sched if mock is not None else None),
-        "url": "spawned mock-robot --pty" if spawn_mock else url, "baudrate": baudrate,
+        "url": f"spawned mock-robot --{transport}" if spawn_mock else url, "baudrate": baudrate,
         "cpu_count": os.cpu_count(), "loadavg": list(os.getloadavg()),
         "measured_at_unix": time.time(),
     }

@@ -13,8 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="benchmark the Python codec instead of a link")
     parser.add_argument("--robot", metavar="URL",
                         help="serial URL: device or pty path, socket://host:port, mock://...")
-    parser.add_argument("--spawn-mock", action="store_true",
-                        help="start `metabot mock-robot --pty` in a separate process and use it")
+    parser.add_argument("--spawn-mock", nargs="?", const="pty", choices=("pty", "tcp"),
+                        help="start `metabot mock-robot --pty` (or --tcp) in a separate "
+                             "process and use it")
     parser.add_argument("--rate", type=float, default=500.0, metavar="HZ")
     parser.add_argument("--rates", metavar="HZ,HZ,...",
                         help="sweep several rates (each --seconds long); JSON holds a list")
@@ -55,10 +56,23 @@ def run(args) -> int:
                 f"--rates must be comma-separated numbers, got {args.rates!r}") from None
         if any(r <= 0 for r in rates):
             raise ConfigError("rates must be > 0 Hz")
-        runs = [run_link_bench(args.robot, r, args.seconds, baudrate=args.baud,
-                               log_path=args.log, spawn_mock=args.spawn_mock,
-                               realtime=args.realtime) for r in rates]
-        result = runs[0] if len(runs) == 1 else {"runs": runs}
+        from metabot.errors import MetabotError
+
+        def one(rate):
+            return run_link_bench(args.robot, rate, args.seconds, baudrate=args.baud,
+                                  log_path=args.log, spawn_mock=args.spawn_mock,
+                                  realtime=args.realtime)
+
+        if len(rates) == 1:
+            result = one(rates[0])
+        else:  # a sweep records a rate that fails (e.g. the watchdog tripped) and goes on
+            runs = []
+            for r in rates:
+                try:
+                    runs.append(one(r))
+                except MetabotError as exc:
+                    runs.append({"rate_hz": r, "error": str(exc)})
+            result = {"runs": runs}
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:
