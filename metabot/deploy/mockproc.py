@@ -20,6 +20,20 @@ from typing import Any
 from metabot.errors import LinkError
 
 
+def raise_priority(nice: int) -> bool:
+    """Set this thread's nice value (threads started later inherit it); False if not allowed.
+
+    A real MCU is its own computer and is never starved by the host's other work; an
+    emulated one on a shared machine must ask the scheduler for that. Lowering nice needs
+    CAP_SYS_NICE (root); without it nothing changes and the caller carries on.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    except (PermissionError, OSError):
+        return False
+    return True
+
+
 class MockProcess:
     """A running mock robot: `.port` (pty path), `.control` (side channel), `.close()`."""
 
@@ -32,6 +46,7 @@ class MockProcess:
         task: str = "arm6-reach",
         extra_args: tuple[str, ...] = (),
         startup_timeout: float = 60.0,
+        priority: int | None = None,
     ):
         cmd = [
             sys.executable, "-m", "metabot", "mock-robot", "--pty", "--control-port", "0",
@@ -42,6 +57,7 @@ class MockProcess:
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
             start_new_session=True,  # a Ctrl-C meant for the demo is handled by the demo
+            preexec_fn=None if priority is None else (lambda: raise_priority(priority)),
         )  # fmt: skip
         self._lines: queue.Queue[tuple[str, str]] = queue.Queue()
         self.stderr_tail: list[str] = []
