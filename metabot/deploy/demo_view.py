@@ -64,7 +64,13 @@ def print_report(console: Any, rep: dict[str, Any]) -> None:
             f"{t['period_p50_us'] / 1e3:.2f} ms, jitter p99 (median over runs) "
             f"{t['jitter_p99_us_median'] / 1e3:.2f} ms, missed deadlines "
             f"{100 * t['missed_fraction']:.1f}%, round trip p50 {t['rtt_p50_us'] / 1e3:.1f} ms, "
-            f"agent act p50/p99 {t['act_p50_us']:.0f}/{t['act_p99_us']:.0f} us")
+            f"agent act p50/p99 {t['act_p50_us']:.0f}/{t['act_p99_us']:.0f} us, oldest state "
+            f"acted on {_f(t.get('max_state_age_ms'), '{:.0f}')} ms")
+    retries = rep.get("link_loss_retries") or []
+    if retries:
+        console.print(f"[yellow]{len(retries)} trial(s) re-run after a link loss (a starved "
+                      "process; the mock's watchdog held the arm each time): see "
+                      "report.json link_loss_retries[/]")
     held = set((rep.get("mock_status_after") or {}).values())
     files = rep.get("files") or {}
     body = "\n".join(f"{k:>12}: {v}" for k, v in files.items())

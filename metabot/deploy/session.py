@@ -131,7 +131,12 @@ def deploy(
             results = dep.run(segments, progress=tick, log_meta={"robot": robot_url})
         loop_stats = dep.loop.stats.to_dict()
         link = robot.link_stats() if hasattr(robot, "link_stats") else {}
-    eps = [r.summary() for r in results]
+    eps = [
+        {**r.summary(), "per_step": {
+            "tip_error_mm": (r.tip_error_m * 1e3).tolist(), "reward": r.rewards.tolist(),
+            "act_us": (r.act_s * 1e6).tolist(), "applied_action": r.applied.tolist()}}
+        for r in results
+    ]
     act_s = np.concatenate([r.act_s for r in results])
     rep = {
         "agent": str(agent_path),
