@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from metabot.deploy.loop import Deployment, Segment, arm_from_metadata, sample_goals
+from metabot.deploy.loop import (
+    Deployment,
+    Segment,
+    arm_from_metadata,
+    needs_privileged,
+    sample_goals,
+)
 from metabot.errors import ConfigError
 
 # Host-side link-loss limit and MCU watchdog used by deploy. The artifact's control period is
@@ -108,6 +114,11 @@ def deploy(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     agent = runtime.load(agent_path, seed=seed)
+    if needs_privileged(agent):  # refuse before touching the robot
+        raise ConfigError(
+            f"{agent_path}: the {agent.algorithm} agent needs the true dynamics (privileged "
+            "features), which a real robot cannot report; deploy an adaptive or dr agent"
+        )
     meta = agent.metadata
     arm = arm_from_metadata(meta)
     n_steps = steps or episode_steps(meta)
