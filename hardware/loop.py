@@ -114,8 +114,10 @@ class ControlLoop:
         rtts: list[float] = []
         t_sent_list: list[float] = []
         k_sent: list[int] = []
-        seq_sent: list[int] = []
-        deadlines: list[float] = []
+        t_wire: list[float] = []  # when the OS took each command (async backends)
+        pending: list[tuple[int, int, float, bool]] = []  # (index, seq, deadline, loop_late)
+        wire_late = 0
+        async_tx = robot.reports_write_times
         missed = skipped = k = 0
         stop_reason = "done"
         link_lost_since = None
@@ -151,8 +153,9 @@ class ControlLoop:
                         sent_times.pop(next(iter(sent_times)))
                     t_sent_list.append(t_sent)
                     k_sent.append(k)
-                    seq_sent.append(seq)
-                    deadlines.append(deadline)
+                    t_wire.append(t_sent)
+                    if async_tx:
+                        pending.append((len(t_wire) - 1, seq, deadline, t_sent - deadline > tol))
                     late = t_sent - deadline > tol
                     link_lost_since = None
                 else:
@@ -160,6 +163,8 @@ class ControlLoop:
                     if link_lost_since is None:
                         link_lost_since = now
                 missed += late
+                if pending:
+                    wire_late += self._resolve(pending, t_wire, time.monotonic())
                 if log is not None:
                     log.write(_record(k, t0, deadline, t_wake, now, t_sent, late, state, action,
                                       dec.command, dec.interventions, seq, new_rtt))
@@ -184,7 +189,10 @@ class ControlLoop:
                 stop_reason = type(exc).__name__
             raise
         finally:
-            t_eff, wire_late = self._wire_times(t_sent_list, seq_sent, deadlines)
+            if pending:
+                robot.flush(0.1)
+                wire_late += self._resolve(pending, t_wire, float("inf"))
+            t_eff = np.asarray(t_wire, dtype=float)
             stats = self._stats(t_eff, np.asarray(k_sent), missed + wire_late, skipped,
                                 k, np.asarray(rtts), stop_reason, t0)
             own = self._stats(np.asarray(t_sent_list), np.asarray(k_sent), missed, skipped,
@@ -196,27 +204,25 @@ class ControlLoop:
                 log.close(stats.to_dict())
         return stats
 
-    def _wire_times(self, t_sent, seqs, deadlines) -> tuple[np.ndarray, int]:
-        """Send times as the OS saw them. For a backend that writes on its own thread a
-        command counts when its bytes were written; one still queued, or replaced by a
-        newer one before it went out, missed its deadline (only counted if the loop itself
-        sent it on time, so no cycle is counted twice)."""
-        t = np.asarray(t_sent, dtype=float)
-        if not self.robot.reports_write_times or not len(t):
-            return t, 0
-        self.robot.flush(0.1)
+    def _resolve(self, pending: list, t_wire: list, now: float) -> int:
+        """Replace loop send times by the times the OS took the bytes, for an asynchronous
+        backend; count commands written late (or never: replaced by a newer one) that the
+        loop itself sent on time, so no cycle counts twice. Unresolved entries wait."""
         late = 0
-        tol = self.tolerance_s
-        for i, (seq, dl) in enumerate(zip(seqs, deadlines, strict=True)):
+        keep = []
+        for i, seq, dl, loop_late in pending:
             tw = self.robot.command_sent_at(seq)
-            loop_late = t[i] - dl > tol
-            if tw is None:  # never written: replaced by a newer command
-                late += not loop_late
-                t[i] = np.nan
+            if tw is None and now - dl < 1.0:
+                keep.append((i, seq, dl, loop_late))
                 continue
-            late += (tw - dl > tol) and not loop_late
-            t[i] = tw
-        return t, late
+            if tw is None:
+                t_wire[i] = float("nan")
+                late += not loop_late
+            else:
+                t_wire[i] = tw
+                late += (tw - dl > self.tolerance_s) and not loop_late
+        pending[:] = keep
+        return late
 
     def _stats(self, t_sent, k_sent, missed, skipped, k, rtts, reason, t0) -> LoopStats:
         T = self.period
