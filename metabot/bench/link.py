@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from metabot.errors import LinkError
+from metabot.errors import LinkError, MetabotError
 
 
 class SpawnedMock:
@@ -138,7 +138,11 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
             loop = ControlLoop(robot, rate_hz, log_path=log_path,
                                spin_s=0.0001 if sched.startswith("SCHED_FIFO") else 0.0003,
                                on_link_loss="continue", log_meta={"bench": "link", "url": target})
-            stats = loop.run(policy, seconds=seconds)
+            error = None
+            try:
+                stats = loop.run(policy, seconds=seconds)
+            except MetabotError as exc:  # keep what was measured up to the failure
+                stats, error = loop.stats, str(exc)
             link = robot.link_stats()
     finally:
         if mock is not None:
@@ -154,7 +158,7 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
         "skipped_cycles": s["skipped_cycles"],
         "loop_jitter_p99_us": s["loop_jitter_p99_us"],
         "loop_missed_deadlines": s["loop_missed_deadlines"], "tolerance_us": loop.tolerance_s * 1e6,
-        "interventions": s["interventions"], "link": link,
+        "interventions": s["interventions"], "link": link, "error": error,
         "pty_baseline": pty_baseline() if spawn_mock and transport == "pty" else None,
         "scheduler": sched, "mock_scheduler": (mock.sched if mock is not None else None),
         "url": f"spawned mock-robot --{transport}" if spawn_mock else url, "baudrate": baudrate,
