@@ -74,6 +74,52 @@ def build(
     pending = list(AGENTS)
     t0 = time.monotonic()
     logs = {}
+    bars = _Bars(console, {n: int(cfg[n]["steps"] * steps_scale) or 1 for n in AGENTS})
+    try:
+        _train_all(cfg, runs, procs, pending, logs, jobs, console, steps_scale, t0, bars)
+    finally:
+        bars.stop()
+    paths = {}
+    from metabot.export.agent import export_agent
+
+    for name in AGENTS:
+        paths[name] = export_agent(runs / name, out / f"{TASK}-{name}.onnx")
+        _say(console, f"exported {paths[name]}")
+    return paths
+
+
+class _Bars:
+    """One rich progress bar per training, fed from each run's log.csv (env_steps)."""
+
+    def __init__(self, console: Any, totals: dict[str, int]):
+        self.progress = None
+        if console is None:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self.progress = Progress("[progress.description]{task.description}", BarColumn(),
+                                 MofNCompleteColumn(), "env steps", TimeElapsedColumn(),
+                                 console=console)  # fmt: skip
+        self.ids = {n: self.progress.add_task(f"train {n:<6}", total=t) for n, t in totals.items()}
+        self.progress.start()
+
+    def update(self, runs: Path) -> None:
+        if self.progress is None:
+            return
+        for name, tid in self.ids.items():
+            log = runs / name / "log.csv"
+            try:
+                last = log.read_text().strip().splitlines()[-1].split(",")[0]
+                self.progress.update(tid, completed=int(float(last)))
+            except (OSError, IndexError, ValueError):
+                continue
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _train_all(cfg, runs, procs, pending, logs, jobs, console, steps_scale, t0, bars) -> None:
     while pending or procs:
         while pending and len(procs) < max(1, jobs):
             name = pending.pop(0)
@@ -103,14 +149,8 @@ def build(
                 raise ConfigError(f"training {name} failed (exit {p.returncode}): "
                                   + " | ".join(tail))
             _say(console, f"{name} trained ({time.monotonic() - t0:.0f} s)")
+        bars.update(runs)
         time.sleep(1.0)
-    paths = {}
-    from metabot.export.agent import export_agent
-
-    for name in AGENTS:
-        paths[name] = export_agent(runs / name, out / f"{TASK}-{name}.onnx")
-        _say(console, f"exported {paths[name]}")
-    return paths
 
 
 def _say(console: Any, text: str) -> None:
