@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the loop (and a spawned mock) at SCHED_FIFO priority")
     parser.add_argument("--log", metavar="PATH", help="write the cycle log (JSON lines)")
     parser.add_argument("--json", metavar="OUT", help="write the result as JSON")
+    parser.add_argument("--note", help="a remark stored in the JSON (conditions, caveats)")
 
 
 def _write(path: str, obj) -> None:
@@ -73,6 +74,8 @@ def run(args) -> int:
                 except MetabotError as exc:
                     runs.append({"rate_hz": r, "error": str(exc)})
             result = {"runs": runs}
+    if args.note:
+        result["note"] = args.note
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:
