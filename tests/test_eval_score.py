@@ -46,6 +46,9 @@ def test_curve_reports_s_with_an_interval_only_when_the_gap_is_clear():
     assert not flat["worth_adapting"]
     assert flat["normalized_score"]["0"] is None and flat["ci95"]["0"] is None
     assert flat["gap_ci95"][0] < 0 < flat["gap_ci95"][1]
+    # an oracle clearly worse than dr is a failed baseline, not a score
+    worse = score.adaptation_curve({0: k0}, dr, dr - 5.0, n_boot=500, seed=1)
+    assert not worse["worth_adapting"] and worse["normalized_score"]["0"] is None
 
 
 def test_bootstrap_is_deterministic_for_a_seed():

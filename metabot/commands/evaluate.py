@@ -58,7 +58,8 @@ def _summary(r: dict) -> str:
     lines = [f"{r['algo']} on {r['tasks']} ({r['split']}, {r['n_tasks']} tasks x {r['n_seeds']} "
              f"seeds): dr {r['dr_return']:.2f}, oracle {r['oracle_return']:.2f}"]
     if not r["worth_adapting"]:
-        lines.append("oracle-dr gap not clearly non-zero: not worth adapting to (S not reported)")
+        lines.append("oracle not clearly better than dr (gap CI not above 0): not worth adapting "
+                     "to, or undertrained baselines (S not reported)")
     for k in r["return"]:
         s, ci = r["normalized_score"][k], r["ci95"][k]
         s_txt = f"S={s:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if s is not None else "S=n/a"

@@ -35,7 +35,7 @@ def plot_curve(report: dict[str, Any], path: str | Path) -> Path:
         ax_s.set_ylabel("normalized score S(k)")
         ax_s.legend(fontsize=8)
     else:
-        ax_s.text(0.5, 0.5, "oracle - dr gap not clearly non-zero:\nnot worth adapting to",
+        ax_s.text(0.5, 0.5, "oracle not clearly better than dr:\nS not reported",
                   ha="center", va="center", transform=ax_s.transAxes)
     r = [report["return"][k] for k in ks]
     rlo = [report["return_ci95"][k][0] for k in ks]
