@@ -12,7 +12,9 @@ A new session id in STATE means the MCU rebooted: nothing is sent until `reconne
 
 from __future__ import annotations
 
+import os
 import random
+import select
 import threading
 import time
 from collections import deque
@@ -113,6 +115,7 @@ class SerialRobot(Robot):
         self._written_at: dict[int, float] = {}
         self.tx_coalesced = 0
         self._writing = False
+        self._fd: int | None = None  # a tty's file descriptor (written with os.write)
         self._writer: threading.Thread | None = None
         self._tx_seq = random.getrandbits(16)
         self._desc: RobotDescription | None = None
@@ -169,6 +172,8 @@ class SerialRobot(Robot):
     def connect(self) -> None:
         if self._ser is None:
             self._ser = open_port(self.url, self.baudrate)
+            self._fd = self._ser.fd if type(self._ser).__module__ == "serial.serialposix" \
+                else None
             try:
                 self._ser.reset_input_buffer()
             except (serial.SerialException, OSError):
@@ -319,12 +324,15 @@ class SerialRobot(Robot):
 
     # ---- sending ---------------------------------------------------------------------------
     def _send(self, msg: Message, cmd_seq: int | None = None) -> int:
-        """Write one frame now, or queue it behind a write still in progress.
+        """Write one frame now without blocking, or queue it behind a write in progress.
 
         The common case writes on the caller's thread (a handoff to another thread costs up
-        to a GIL switch interval); if an earlier write is stuck in the OS (a loaded kernel
-        can stall a tty write for tens of ms), the frame is queued for the writer thread and
-        the caller returns at once, so a control cycle never waits behind a stuck write.
+        to a GIL switch interval). On a tty the write is one non-blocking os.write: pyserial's
+        own write waits for the tty to drain after every write, which a loaded kernel can
+        stall for tens of ms. Whatever does not fit, and every frame behind it, goes to the
+        writer thread, so a control cycle never waits on the OS; a queued COMMAND not yet
+        started is replaced by a newer one (the newest target is the only one worth sending).
+        Queue entries: [bytes, cmd_seq or None, t_enqueued, started].
         """
         if self._ser is None or self._writer is None:
             raise LinkError("not connected")
@@ -339,23 +347,27 @@ class SerialRobot(Robot):
                 self._writing = True
             else:
                 q = self._txq
-                if cmd_seq is not None and q and q[-1][1] is not None:
-                    q[-1] = [frame, cmd_seq, time.monotonic()]
+                if cmd_seq is not None and q and q[-1][1] is not None and not q[-1][3]:
+                    q[-1] = [frame, cmd_seq, time.monotonic(), False]
                     self.tx_coalesced += 1
                 else:
-                    q.append([frame, cmd_seq, time.monotonic()])
+                    q.append([frame, cmd_seq, time.monotonic(), False])
                 self._tx_cond.notify_all()
         if direct:
-            self._write_frame(frame, cmd_seq)
+            self._write_frame(frame, cmd_seq, block=False)
             if self._link_error is not None:
                 raise LinkError(f"{self.url}: {self._link_error}")
         return seq
 
-    def _write_frame(self, frame: bytes, cmd_seq: int | None) -> None:
+    def _write_frame(self, frame: bytes, cmd_seq: int | None, *, block: bool) -> None:
         """Write with `_writing` held (set by the caller); always releases it."""
+        rest = b""
         try:
-            self._ser.write(frame)
-            if cmd_seq is not None:
+            if self._fd is None:  # sockets, mock://: their write does not wait to drain
+                self._ser.write(frame)
+            else:
+                rest = self._write_fd(frame, block)
+            if not rest and cmd_seq is not None:
                 self._written_at[cmd_seq] = time.monotonic()
                 if len(self._written_at) > 4096:
                     self._written_at.pop(next(iter(self._written_at)))
@@ -366,7 +378,26 @@ class SerialRobot(Robot):
                 self._writing = False
                 if self._link_error is not None:
                     self._txq.clear()
+                elif rest:  # the tail of a started frame goes first, never coalesced
+                    self._txq.appendleft([rest, cmd_seq, time.monotonic(), True])
                 self._tx_cond.notify_all()
+
+    def _write_fd(self, data: bytes, block: bool, timeout: float = 1.0) -> bytes:
+        """os.write on the (O_NONBLOCK) tty; returns what is left when not blocking."""
+        view = memoryview(data)
+        t_end = time.monotonic() + timeout
+        while view:
+            try:
+                view = view[os.write(self._fd, view):]
+                continue
+            except BlockingIOError:
+                pass
+            if not block:
+                return bytes(view)
+            left = t_end - time.monotonic()
+            if left <= 0 or not select.select([], [self._fd], [], left)[1]:
+                raise serial.SerialException("write timeout: the port takes no data for 1 s")
+        return b""
 
     def _write_loop(self) -> None:
         while True:
@@ -375,9 +406,9 @@ class SerialRobot(Robot):
                     self._tx_cond.wait()
                 if not self._txq or self._link_error is not None:
                     return
-                frame, cmd_seq, _ = self._txq.popleft()
+                frame, cmd_seq, _, _ = self._txq.popleft()
                 self._writing = True
-            self._write_frame(frame, cmd_seq)
+            self._write_frame(frame, cmd_seq, block=True)
 
     def _flush(self, timeout: float) -> None:
         t_end = time.monotonic() + timeout
