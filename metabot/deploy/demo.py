@@ -43,13 +43,13 @@ TASK = "arm6-reach"
 # machine, where a process can be descheduled for hundreds of ms; a real arm (a real MCU)
 # gets the tighter defaults of `metabot deploy` (0.1 s / 0.25 s). The largest state age
 # seen is reported (loop_timing.max_state_age_ms).
-DEMO_LINK_TIMEOUT_S = 0.5
+DEMO_LINK_TIMEOUT_S = 1.0
 # STATE stream of the mock robots: 250 Hz is 5 states per 50 Hz control period (a state is
 # at most 4 ms old), at a quarter of the host CPU that decoding 1 kHz costs.
 STATE_RATE_HZ = 250
-MAX_ATTEMPTS = 3
+MAX_ATTEMPTS = 4
 MOCK_NICE = -10
-DEMO_WATCHDOG_S = 1.0
+DEMO_WATCHDOG_S = 1.5
 
 
 def shipped_agents(directory: str | os.PathLike | None = None) -> dict[str, Path]:
