@@ -4,7 +4,8 @@ Layout of RUN_DIR:
 
     config.json         algo, tasks, seed, steps, params (validated), digest, run_id
     checkpoint.pt       latest training state (atomic: temp file + os.replace)
-    agent.pt            final agent: spec (class + constructor kwargs) + weights + describe()
+    agent.pt            the agent as of the last checkpoint (the final one once run.json
+                        says finished): spec (class + kwargs) + weights + describe()
     run.json            status: env_steps, iterations, finished, wall time
     log.csv, tb/        training scalars (CSV and TensorBoard)
 """

@@ -201,6 +201,8 @@ def train(
             "format": CHECKPOINT_FORMAT, "config_digest": cfg["digest"],
             "state": algorithm.state_dict(),
         })
+        # the agent as of this checkpoint: an interrupted run is still usable (finished=False)
+        save_agent(out, algorithm.final_agent(), extra={"run_id": cfg["run_id"]})
         atomic_write_json(out / "run.json", {
             "run_id": cfg["run_id"], "env_steps": algorithm.env_steps,
             "iterations": algorithm.iteration, "finished": algorithm.env_steps >= total,
@@ -228,7 +230,6 @@ def train(
                 checkpoint()
                 last_ckpt = time.time()
         checkpoint()
-        save_agent(out, algorithm.final_agent(), extra={"run_id": cfg["run_id"]})
     finally:
         logger.close()
         if bar is not None:

@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--eval-tasks", type=int, default=16)
     p.add_argument("--budgets", default="0,1,2")
+    p.add_argument("--eval-only", action="store_true",
+                   help="evaluate the run's latest checkpointed agent without training")
     args = p.parse_args(argv)
 
     from metabot.algos import load_agent
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     resume = (out / "config.json").is_file()
     status = read_json(out / "run.json") if (out / "run.json").is_file() else {}
-    if not status.get("finished"):
+    if not status.get("finished") and not args.eval_only:
         train(args.algo, args.tasks, out, seed=args.seed, steps=None if resume else args.steps,
               overrides=None if resume else _overrides(args.set), resume=resume, progress=True)
     train_wall = time.time() - t0
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         "tasks": info["tasks"],
         "run_id": info["run_id"],
         "env_steps": info["env_steps"],
+        "finished": info["finished"],
         "budget_unit": ev.budget_unit,
         "eval_tasks": args.eval_tasks,
         "split": "test",
