@@ -19,8 +19,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import asdict, dataclass
 
-import mujoco
 import numpy as np
+
+from metabot.errors import MissingExtraError
+
+try:
+    import mujoco
+except ImportError:  # the robot-side install has no MuJoCo; only the mock needs it
+    raise MissingExtraError("the mock robot", "sim") from None
 
 from metabot.bridge.mcu import DriveKind
 

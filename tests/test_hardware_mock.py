@@ -281,3 +281,19 @@ def test_link_loss_mask_in_log(mock, tmp_path):
     assert recs[-1]["interventions"] & LINK_LOSS and recs[-1]["command"] is None
     assert summary["stop_reason"] == "link_loss"
     r.close()
+
+
+def test_estop_is_torque_off_and_latched(mock):
+    r = robot(mock)
+    with r:
+        r.enable()
+        q = r.read_state().positions.copy()
+        drive(r, q, 0.05)
+        r.estop()
+        st = wait_for(lambda: (s := mock.status())["estopped"] and s)
+        assert st and st["state"] == "torque_off"
+        with pytest.raises(SafetyError, match="e-stopped"):
+            r.send_command(q)
+        with pytest.raises(LinkError, match="ESTOPPED"):
+            r.hold()  # the MCU refuses to hold after an e-stop: only enable() re-arms
+    assert mock.status()["state"] == "torque_off"  # the context keeps it off after an e-stop
