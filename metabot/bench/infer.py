@@ -61,14 +61,13 @@ def find_run_dir(meta: dict[str, Any], artifact: Path, search: list[Path]) -> Pa
     """The run directory whose config.json carries the artifact's run id, if one is near."""
     run_id = meta["training"]["run_id"]
     for root in [*search, artifact.parent, artifact.parent / "runs"]:
-        for cfg in sorted(Path(root).glob("*/config.json")) + sorted(
-            Path(root).glob("config.json")
-        ):
-            try:
-                if json.loads(cfg.read_text()).get("run_id") == run_id:
-                    return cfg.parent
-            except (OSError, json.JSONDecodeError):
-                continue
+        for pattern in ("config.json", "*/config.json", "*/*/config.json"):
+            for cfg in sorted(Path(root).glob(pattern)):
+                try:
+                    if json.loads(cfg.read_text()).get("run_id") == run_id:
+                        return cfg.parent
+                except (OSError, json.JSONDecodeError):
+                    continue
     return None
 
 
