@@ -49,6 +49,14 @@ DEMO_LINK_TIMEOUT_S = 1.0
 STATE_RATE_HZ = 250
 MAX_ATTEMPTS = 4
 MOCK_NICE = -10
+# The safety layer's step limit (rad per cycle). Its default, the robot's velocity limit x
+# period (5 rad/s x 20 ms = 0.1 rad), is right for a real arm, but the shipped policies were
+# trained without any rate limit and command large target jumps (mean |delta a| 0.3-1.0 per
+# step in simulation); clamped to 0.1 rad their sim tip error grows several-fold. The mock
+# robot's servos limit the motion physically (stall torque), as the training env does, so
+# the demo keeps the position limits and NaN/link checks and sets the step limit to the
+# widest joint range (measured: docs/quickstart.md). Reported in report.json.
+DEMO_MAX_STEP_RAD = 6.0
 DEMO_WATCHDOG_S = 1.5
 
 
@@ -178,7 +186,8 @@ def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
                         attempts += 1
                         dep = Deployment(
                             agents[name], robot, arm=arm,
-                            safety=SafetyConfig(link_timeout_s=DEMO_LINK_TIMEOUT_S),
+                            safety=SafetyConfig(link_timeout_s=DEMO_LINK_TIMEOUT_S,
+                                                max_step=DEMO_MAX_STEP_RAD),
                             log_path=os.path.join(
                                 job.out_dir, f"{job.label}-{name}-{t}-{attempt}.cycles.jsonl"),
                             privileged=(lambda: priv["value"]) if name == "oracle" else None,
@@ -491,6 +500,8 @@ def summarize(results: list[dict], out: Path, *, wall_s: float, agent_paths: dic
         "safety_interventions": inter,
         "mock_status_after": {r["job"]["label"]: r["mock_status"]["state"] for r in results},
         "priority": results[0].get("priority") if results else None,
+        "safety": {"max_step_rad": DEMO_MAX_STEP_RAD, "link_timeout_s": DEMO_LINK_TIMEOUT_S,
+                   "watchdog_s": DEMO_WATCHDOG_S},
         "link_loss_retries": [{**x, "job": r["job"]["label"]} for r in results
                               for x in r["retries"]],
         "jobs_wall_s": {r["job"]["label"]: r["wall_s"] for r in results},

@@ -101,6 +101,7 @@ def deploy(
     link_timeout_s: float = LINK_TIMEOUT_S,
     watchdog_s: float = WATCHDOG_S,
     home_speed: float = 1.0,
+    max_step: float | None = None,
     console: Any = None,
 ) -> dict[str, Any]:
     """Run `episodes` episodes of the agent on the robot with online adaptation; write
@@ -134,7 +135,8 @@ def deploy(
     with open_robot(robot_url, meta, baudrate=baudrate, watchdog_s=watchdog_s) as robot:
         robot.enable()
         dep = Deployment(
-            agent, robot, arm=arm, safety=SafetyConfig(link_timeout_s=link_timeout_s),
+            agent, robot, arm=arm,
+            safety=SafetyConfig(link_timeout_s=link_timeout_s, max_step=max_step),
             log_path=str(out / "cycles.jsonl"), home_speed=home_speed,
             first_home_speed=min(home_speed, 0.5),  # the first move: the arm may be anywhere
         )  # fmt: skip
