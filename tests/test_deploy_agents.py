@@ -1,0 +1,39 @@
+"""The shipped agents are what the committed config builds, and load on the robot side."""
+
+import json
+
+import pytest
+
+from metabot import runtime
+from metabot.deploy import build_agents
+from metabot.deploy.demo import AGENT_NAMES, shipped_agents
+
+
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_shipped_artifact_records_the_committed_config(name):
+    body = build_agents.committed_config()[name]
+    agent = runtime.load(shipped_agents()[name])  # verifies the artifact's own digest
+    meta = agent.metadata
+    assert meta["algorithm"] == body["algo"] == name
+    assert meta["task"]["name"] == body["tasks"] == "arm6-reach"
+    assert meta["training"]["config_digest"] == build_agents.config_digest(body)
+    assert meta["training"]["seed"] == body["seed"]
+    assert meta["training"]["finished"] is True
+
+
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_committed_config_is_complete_and_valid(tmp_path, name):
+    """Training with the committed file resolves to the same digest (no default drift)."""
+    from metabot.algos.trainer import resolve_config
+
+    body = build_agents.committed_config()[name]
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(body))
+    cfg = resolve_config(body["algo"], body["tasks"], body["seed"], None, path)
+    assert cfg["digest"] == build_agents.config_digest(body)
+
+
+def test_adaptation_kinds():
+    kinds = {n: runtime.load(p).metadata["adaptation"]["kind"]
+             for n, p in shipped_agents().items()}
+    assert kinds == {"rma": "context", "dr": "none", "oracle": "none"}

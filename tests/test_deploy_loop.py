@@ -1,0 +1,111 @@
+"""The deploy loop: same goals and observation as training, the applied command fed back."""
+
+import numpy as np
+import pytest
+from metabot.sim import arm as armlib
+
+from metabot import runtime, tasks
+from metabot.deploy import loop as dl
+from metabot.deploy.demo import shipped_agents
+
+
+@pytest.fixture(scope="module")
+def rma():
+    return runtime.load(shipped_agents()["rma"])
+
+
+def test_goal_region_matches_the_training_env():
+    from metabot.sim import arm_env
+
+    assert (dl.GOAL_SPREAD, dl.GOAL_MIN_Z, dl.GOAL_MIN_RADIUS) == (
+        arm_env.GOAL_SPREAD, arm_env.GOAL_MIN_Z, arm_env.GOAL_MIN_RADIUS)
+    dist = tasks.get("arm6-reach")
+    env = dist.make_env(dist.sample(1, split="test", seed=0)[0])
+    env.unwrapped.batch.rng = np.random.default_rng(11)
+    np.testing.assert_array_equal(
+        env.unwrapped.batch._sample_goals(4), dl.sample_goals(dist.arm, 4, 11))
+
+
+def test_arm_from_artifact_is_the_training_arm(rma):
+    arm = dl.arm_from_metadata(rma.metadata)
+    ref = tasks.get("arm6-reach").arm
+    assert arm.joints == ref.joints
+    q = np.random.default_rng(0).uniform(ref.lower, ref.upper, size=(16, ref.n_joints))
+    np.testing.assert_allclose(armlib.forward_kinematics(arm, q),
+                               armlib.forward_kinematics(ref, q), atol=1e-12)
+
+
+class Spy:
+    """Delegates to the runtime agent; records what deploy feeds back as applied."""
+
+    def __init__(self, agent):
+        self._agent = agent
+        self.applied, self.actions = [], []
+
+    def __getattr__(self, name):
+        return getattr(self._agent, name)
+
+    def act(self, obs, **kw):
+        a = self._agent.act(obs, **kw)
+        self.actions.append(a)
+        return a
+
+    def record_applied(self, a):
+        self.applied.append(np.asarray(a).copy())
+        self._agent.record_applied(a)
+
+
+@pytest.mark.timeout(90)
+def test_deploy_feeds_back_the_command_sent_after_the_safety_layer(tmp_path, rma):
+    from metabot.hardware.cyclelog import read_cyclelog
+    from metabot.hardware.safety import SafetyConfig
+
+    from metabot.deploy.session import open_robot
+
+    spy = Spy(rma)
+    arm = dl.arm_from_metadata(rma.metadata)
+    goals = dl.sample_goals(arm, 2, 5)
+    url = "mock://?seed=1&split=test&task_index=3"
+    log = tmp_path / "cycles.jsonl"
+    with open_robot(url, rma.metadata, watchdog_s=0.5, handle_signals=False) as robot:
+        robot.enable()
+        # a tight step limit (0.02 rad per 20 ms cycle) so the safety layer must intervene
+        dep = dl.Deployment(spy, robot, safety=SafetyConfig(link_timeout_s=0.5, max_step=0.02),
+                            log_path=str(log))
+        res = dep.run([dl.Segment(goals[0], 30, forget=True), dl.Segment(goals[1], 30)])
+    assert [r.steps for r in res] == [30, 30]
+    assert sum(r.interventions.get("step_clamp", 0) for r in res) > 0
+    _, records, _ = read_cyclelog(log)
+    run_cycles = [r for r in records if r["command"] is not None]
+    sent = {r["k"]: np.asarray(r["command"]) for r in run_cycles}
+    # every applied action is a command that went on the wire, mapped back to action space
+    wire_actions = [armlib.target_to_action(arm, c) for c in sent.values()]
+    for a in spy.applied:
+        assert min(np.max(np.abs(a - w)) for w in wire_actions) < 1e-9
+    # and it differs from what the policy asked when the safety layer clamped
+    diffs = [np.max(np.abs(a - b)) for a, b in zip(spy.applied, spy.actions, strict=False)]
+    assert max(diffs) > 0.01
+    s = res[0].summary()
+    assert s["steps"] == 30 and np.isfinite(s["return"]) and s["final_tip_error_mm"] >= 0
+    assert len(res[0].tip_error_m) == 30 and res[0].applied.shape == (30, arm.n_joints)
+
+
+def test_oracle_without_privileged_features_is_refused():
+    from metabot.errors import ConfigError
+
+    oracle = runtime.load(shipped_agents()["oracle"])
+    assert dl.needs_privileged(oracle)
+
+    class FakeRobot:
+        class description:
+            joint_names = tuple(dl.arm_from_metadata(oracle.metadata).joints)
+
+    with pytest.raises(ConfigError, match="privileged"):
+        dl.Deployment(oracle, FakeRobot())
+
+    class OtherArm:
+        class description:
+            joint_names = ("a", "b")
+
+    with pytest.raises(ConfigError, match="joint map"):
+        dl.Deployment(oracle, OtherArm(), privileged=lambda: np.zeros(14))
