@@ -114,7 +114,6 @@ class MockRobot:
         self.t_start = time.monotonic()
         self.overruns = 0
         self.states_sent = 0
-        self.max_speed_since_query = 0.0
         self._boot(first=True)
 
     # ---- MCU lifecycle -------------------------------------------------------------------
@@ -216,8 +215,6 @@ class MockRobot:
             if next_phys <= now - 0.02:
                 self.overruns += 1
                 next_phys = now + SERVO_DT
-            self.max_speed_since_query = max(self.max_speed_since_query,
-                                             float(np.max(np.abs(self.arm.qd_true))))
             if not silent and now >= next_state and not self.to_host.busy(now):
                 q, qd, tau = self.arm.measured()
                 self._emit(ep.state_frame(self._now_us(now), q, qd, tau), now)
@@ -292,8 +289,7 @@ class MockRobot:
         kind = p.drive.kind
         view = {DriveKind.OFF: "torque_off", DriveKind.HOLD: "holding",
                 DriveKind.TRACK: "moving"}[DriveKind(kind)]
-        speed = self.max_speed_since_query
-        self.max_speed_since_query = 0.0
+        speed, self.arm.max_speed = self.arm.max_speed, 0.0
         return {
             "state": view, "mode": int(p.drive.mode), "handshaked": p.handshaked,
             "armed": p.armed, "estopped": p.estopped, "watchdog_tripped": p.wd_tripped,
