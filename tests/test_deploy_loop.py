@@ -67,10 +67,10 @@ def test_deploy_feeds_back_the_command_sent_after_the_safety_layer(tmp_path, rma
     goals = dl.sample_goals(arm, 2, 5)
     url = "mock://?seed=1&split=test&task_index=3"
     log = tmp_path / "cycles.jsonl"
-    with open_robot(url, rma.metadata, watchdog_s=0.5, handle_signals=False) as robot:
+    with open_robot(url, rma.metadata, watchdog_s=2.0, handle_signals=False) as robot:
         robot.enable()
         # a tight step limit (0.02 rad per 20 ms cycle) so the safety layer must intervene
-        dep = dl.Deployment(spy, robot, safety=SafetyConfig(link_timeout_s=0.5, max_step=0.02),
+        dep = dl.Deployment(spy, robot, safety=SafetyConfig(link_timeout_s=2.0, max_step=0.02),
                             log_path=str(log))
         res = dep.run([dl.Segment(goals[0], 30, forget=True), dl.Segment(goals[1], 30)])
     assert [r.steps for r in res] == [30, 30]
