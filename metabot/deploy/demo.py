@@ -192,6 +192,8 @@ def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
                                 job.out_dir, f"{job.label}-{name}-{t}-{attempt}.cycles.jsonl"),
                             privileged=(lambda: priv["value"]) if name == "oracle" else None,
                             on_step=on_step,
+                            # only the job's very first move starts from an unknown pose
+                            first_home_speed=1.5 if attempts > 1 or name != "rma" or t else 0.5,
                         )  # fmt: skip
                         try:
                             results += dep.run(segs, progress=tick, log_meta={"job": job.label})

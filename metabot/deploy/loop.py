@@ -144,7 +144,7 @@ class Deployment:
         home_speed: float = 1.5,
         first_home_speed: float = 0.5,
         home_tol: float = 0.03,
-        home_timeout: float = 3.0,
+        home_timeout: float = 1.0,
         rate_hz: float | None = None,
     ):
         self.agent = agent
@@ -213,7 +213,8 @@ class _Machine:
         self.seg = 0
         self.phase = "home"
         self.home_started: float | None = None
-        self.q_last: np.ndarray | None = None
+        self.q_hist: list[np.ndarray] = []
+        self.at_home_since: float | None = None
         self.settled = 0
         self.target: np.ndarray | None = None
         self.transitions: list[dict] = []  # head agents: every episode so far
@@ -246,7 +247,8 @@ class _Machine:
     def _home_step(self, q: np.ndarray, qd: np.ndarray, now: float) -> np.ndarray:
         if self.home_started is None:
             self.home_started = now
-            self.q_last = None
+            self.q_hist: list[np.ndarray] = []
+            self.at_home_since: float | None = None
             self.target = q.copy() if self.target is None else self.target
             if self._pending_adapt:  # between episodes, while the arm only homes
                 self._adapt()
@@ -259,15 +261,16 @@ class _Machine:
         # Settled: the command is home and the arm has stopped moving. A weak servo under
         # gravity may rest farther than home_tol from home (sag); that is the dynamics the
         # agent adapts to, so it is recorded (home_error_rad), not waited out.
-        # Stillness from positions (a servo's speed register is a noisy count difference):
-        # under 3 encoder counts of motion per control period.
-        still = self.q_last is not None and float(np.max(np.abs(q - self.q_last))) < 0.005
-        self.q_last = q
+        # Stillness over 5 cycles (100 ms at 50 Hz), not one: encoder noise of a few counts
+        # per reading must not count as motion.
+        self.q_hist.append(q)
+        still = len(self.q_hist) > 5 and float(np.max(np.abs(q - self.q_hist[-6]))) < 0.02
+        if at_home and self.at_home_since is None:
+            self.at_home_since = now
         self.settled = self.settled + 1 if (at_home and still) else 0
-        timed_out = now - self.home_started > self.dep.home_timeout + (
-            0.0 if self.results else 10.0)
-        if (self.settled >= 5 and err < self.dep.home_tol) or self.settled >= 15 or (
-            at_home and timed_out
+        waited = now - self.at_home_since if self.at_home_since is not None else 0.0
+        if (self.settled >= 3 and err < self.dep.home_tol) or self.settled >= 10 or (
+            waited > self.dep.home_timeout
         ):
             self._start_segment(err, now)
         return self.target.copy()
