@@ -462,6 +462,10 @@ def summarize(results: list[dict], out: Path, *, wall_s: float, agent_paths: dic
             "tip_error_mm_50_after": {n: float(errs[n][window].mean()) for n in AGENT_NAMES},
             "tip_error_mm_end": {n: float(errs[n][-20:].mean()) for n in AGENT_NAMES},
         }  # fmt: skip
+        # Recovery is measured against the oracle; it means something only where the oracle
+        # actually tracks better than the non-adaptive baseline after the switch.
+        payload["reference_meaningful"] = bool(
+            payload["tip_error_mm_50_after"]["oracle"] < payload["tip_error_mm_50_after"]["dr"])
         files["payload_plot"] = str(report.plot_tip_error(
             out / "payload_change.png", errs, 1.0 / rate,
             f"payload {sw['from_kg']:.2f} -> {sw['to_kg']:.2f} kg at step {sw['step']}",

@@ -33,8 +33,10 @@ def print_report(console: Any, rep: dict[str, Any]) -> None:
                       _f(tip["oracle"]["final_mm"], "{:.1f}"))
     console.print(table)
     if test and not test.get("worth_adapting"):
-        console.print("[yellow]the oracle-dr gap's interval includes 0 on these draws: "
-                      "S is not reported (not worth adapting to)[/]")
+        gap = test.get("gap_ci95") or [float("nan")] * 2
+        console.print(f"[yellow]the oracle is not clearly better than dr on these robots "
+                      f"(oracle - dr return, 95% interval [{gap[0]:.1f}, {gap[1]:.1f}]): S(k) "
+                      "is not defined, compare the returns and tip errors instead[/]")
     fault = rep.get("fault") or {}
     if fault:
         kmax = max(fault["normalized_score"], key=int)
@@ -56,7 +58,10 @@ def print_report(console: Any, rep: dict[str, Any]) -> None:
             f"{_f(ttr['rma'], '{:d} steps')}, dr {_f(ttr['dr'], '{:d} steps')}; "
             f"tip error 50 steps after: rma {pc['tip_error_mm_50_after']['rma']:.1f} mm, "
             f"dr {pc['tip_error_mm_50_after']['dr']:.1f} mm, "
-            f"oracle {pc['tip_error_mm_50_after']['oracle']:.1f} mm")
+            f"oracle {pc['tip_error_mm_50_after']['oracle']:.1f} mm"
+            + ("" if pc.get("reference_meaningful", True) else
+               " [yellow](the oracle tracks no better than dr here: recovery times are not "
+               "meaningful)[/]"))
     t = rep.get("loop_timing") or {}
     if t:
         console.print(
