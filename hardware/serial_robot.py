@@ -78,7 +78,7 @@ class SerialRobot(Robot):
                  control_rate_hz: float = 100.0, watchdog_s: float = 0.1,
                  watchdog_action: str = "hold", hold_effort_frac: float = 0.3,
                  command_ttl_s: float = 0.05, handshake_timeout_s: float = 1.0,
-                 ack_timeout_s: float = 0.25, on_exit: str = "hold",
+                 ack_timeout_s: float = 0.5, on_exit: str = "hold",
                  handle_signals: bool = True):
         super().__init__(on_exit=on_exit, handle_signals=handle_signals)
         lo, hi = WATCHDOG_RANGE_S
@@ -257,12 +257,38 @@ class SerialRobot(Robot):
                                 self.hold_effort_frac), "SET_CONFIG")
 
     # ---- reader thread ---------------------------------------------------------------------
+    def _reader_for(self, ser: serial.SerialBase):
+        """A function returning whatever bytes arrived (waiting at most 5 ms).
+
+        A tty fd or a socket is read directly, everything available in one call: pyserial's
+        socket handler reports at most one byte waiting, so `read(in_waiting)` would cost one
+        Python loop per byte (100k/s at 1 Mbaud) and fall behind on a busy machine.
+        """
+        sock = getattr(ser, "_socket", None)
+        fd = self._fd if self._fd is not None else (sock.fileno() if sock is not None else None)
+        if fd is None:
+            return lambda: ser.read(ser.in_waiting or 1)
+
+        def read() -> bytes:
+            if not select.select([fd], [], [], 0.005)[0]:
+                return b""
+            try:
+                data = os.read(fd, 65536) if sock is None else sock.recv(65536)
+            except BlockingIOError:
+                return b""
+            if not data:
+                raise serial.SerialException("the port or connection was closed")
+            return data
+
+        return read
+
     def _read_loop(self) -> None:
-        ser = self._ser
+        read = self._reader_for(self._ser)
         while self._running:
             try:
-                data = ser.read(ser.in_waiting or 1)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                data = read()
+            except (serial.SerialException, OSError, TypeError, AttributeError,
+                    ValueError) as exc:
                 if self._running:
                     self._link_error = f"serial link lost: {exc}"
                 return

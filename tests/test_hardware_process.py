@@ -171,3 +171,19 @@ def test_side_channel_is_not_the_robot_port(tcp_mock):
     assert d.firmware.startswith("0x") and "task" not in str(d.to_dict())
     assert np.all(d.effort_limit > 0) and hidden["servo"]["kp"]
     r.close()
+
+
+def test_bench_link_writes_the_issue_keys(tmp_path):
+    out = tmp_path / "link.json"
+    res = subprocess.run([sys.executable, "-m", "metabot", "bench", "link", "--spawn-mock", "tcp",
+                          "--rate", "200", "--seconds", "1", "--json", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    import json
+
+    d = json.loads(out.read_text())
+    for key in ("rate_hz", "seconds", "period_p50_us", "jitter_p99_us", "missed_deadlines",
+                "missed_fraction", "rtt_p50_us", "rtt_p99_us"):
+        assert key in d, key
+    assert d["rate_hz"] == 200 and 0.9 < d["seconds"] < 1.5
+    assert abs(d["period_p50_us"] - 5000) < 1000 and d["rtt_p50_us"] > 1000
