@@ -109,7 +109,7 @@ def pty_baseline(seconds: float = 3.0, rate_hz: float = 500.0) -> dict:
 def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
                    baudrate: int = 1_000_000, log_path: str | None = None,
                    spawn_mock: bool | str = False, seed: int = 0,
-                   realtime: bool = False) -> dict:
+                   realtime: bool = False, spin_s: float | None = None) -> dict:
     """Run the loop for `seconds` at `rate_hz`; return the issue's keys plus context."""
     from metabot.hardware.loop import ControlLoop
     from metabot.hardware.realtime import current_policy, enable_realtime
@@ -136,7 +136,8 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
                 return q0 + amp * np.sin(2 * np.pi * 0.5 * k / rate_hz)
 
             loop = ControlLoop(robot, rate_hz, log_path=log_path,
-                               spin_s=0.0001 if sched.startswith("SCHED_FIFO") else 0.0003,
+                               spin_s=spin_s if spin_s is not None else (
+                                   0.0001 if sched.startswith("SCHED_FIFO") else 0.0003),
                                on_link_loss="continue", log_meta={"bench": "link", "url": target})
             error = None
             try:
