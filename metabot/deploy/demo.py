@@ -98,6 +98,14 @@ def _goal_seed(seed: int, split: str, index: int, what: int) -> int:
 
 def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
     """Worker: start the job's mock robot, deploy every agent on it, return raw results."""
+    reporter = _Reporter(progress_q, job.label, 0)
+    try:
+        return _run_job_inner(job, progress_q, reporter)
+    finally:
+        reporter.stop()
+
+
+def _run_job_inner(job: Job, progress_q: Any, reporter: Any) -> dict[str, Any]:
     from metabot import runtime
     from metabot.deploy.loop import Deployment, Segment, arm_from_metadata, sample_goals
     from metabot.deploy.mockproc import MockProcess
@@ -138,6 +146,7 @@ def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
                 Segment(eval_goal, 3 * L, tag="payload change"),
             ]]
     total = sum(s.steps for trials in plans.values() for segs in trials for s in segs)
+    reporter.total = total
     done_before = 0
     t0 = time.monotonic()
     out: dict[str, Any] = {"job": job.__dict__, "agents": {}, "episode_steps": L,
@@ -179,8 +188,7 @@ def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
                 for t, segs in enumerate(plans[name]):
 
                     def tick(done: int, _total: int, base=done_before) -> None:
-                        if done % 10 == 0:  # an IPC put costs the control cycle time
-                            progress_q.put((job.label, base + done, total))
+                        reporter.done = base + done  # a plain store: no IPC in the cycle
 
                     for attempt in range(MAX_ATTEMPTS):
                         attempts += 1
@@ -223,8 +231,34 @@ def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
         out["link"] = robot.link_stats()
         out["mock_status"] = mock.status()
     out["wall_s"] = time.monotonic() - t0
-    progress_q.put((job.label, total, total))
+    reporter.done = total
     return out
+
+
+class _Reporter:
+    """Sends a job's progress to the demo process from a side thread, 4 times a second,
+    so that the inter-process put never runs inside a control cycle."""
+
+    def __init__(self, q: Any, label: str, total: int):
+        import threading
+
+        self.q, self.label, self.total, self.done = q, label, total, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = -1
+        while not self._stop.wait(0.25):
+            if self.done != last:
+                last = self.done
+                self.q.put((self.label, last, self.total))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+        if self.total:
+            self.q.put((self.label, self.done, self.total))
 
 
 def _payload_switch(hidden: dict) -> tuple[float, np.ndarray]:
