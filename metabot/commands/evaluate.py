@@ -37,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--budgets must be integers, got {args.budgets!r}") from None
     if args.n_tasks < 2 or args.n_seeds < 1:
         raise ConfigError("--tasks-n must be >= 2 and --seeds >= 1")
+    import torch
+
+    torch.set_num_threads(1)  # small batches: threads only add contention on shared cores
     from metabot.algos.runs import atomic_write_json
     from metabot.evaluation.plot import plot_curve
     from metabot.evaluation.report import evaluate_run
