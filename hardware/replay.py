@@ -73,3 +73,21 @@ def verify(path: str) -> dict:
             mismatches.append(r["k"])
     return {"cycles": len(recs), "mismatches": len(mismatches),
             "first_mismatches": mismatches[:10]}
+
+
+def play(path: str, robot, *, move_speed: float = 0.5):
+    """Send a log's commands to a robot again, at the logged rate, through a fresh safety
+    layer built from the logged config. The robot must be connected and enabled; it is first
+    driven (not teleported) to the first logged command. Returns the loop's LoopStats."""
+    from .loop import ControlLoop
+
+    header, recs, _ = read_cyclelog(path)
+    mode = header.get("mode", "position")
+    cmds = [np.asarray(r["command"], float) for r in recs if r["command"] is not None]
+    if not cmds:
+        return None
+    if mode == "position":
+        robot.move_to(cmds[0], speed=move_speed)
+    loop = ControlLoop(robot, float(header["rate_hz"]), mode=mode,
+                       safety=SafetyConfig(**header["safety"]))
+    return loop.run(lambda state, k: cmds[min(k, len(cmds) - 1)], cycles=len(cmds))

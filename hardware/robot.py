@@ -198,20 +198,28 @@ class Robot(ABC):
                 raise LinkError(f"no state from the robot within {timeout:.2f} s")
             time.sleep(0.0005)
 
-    def home(self, *, speed: float = 0.5, rate_hz: float = 100.0, tol: float = 0.02,
-             timeout: float = 30.0) -> None:
-        """Drive to the home pose at most `speed` rad/s along a straight joint-space line.
+    def home(self, *, speed: float = 0.5, rate_hz: float = 100.0, **kw) -> float:
+        """Drive to the home pose (see `move_to`); returns the remaining error in rad."""
+        return self.move_to(self.description.home, speed=speed, rate_hz=rate_hz, **kw)
 
-        A physical reset: the arm is driven, never teleported. Uses only `send_command`, so
-        it works for every backend; the robot must be enabled.
+    def move_to(self, goal, *, speed: float = 0.5, rate_hz: float = 100.0,
+                settle_s: float = 0.2, timeout: float = 10.0, max_error: float = 0.3) -> float:
+        """Drive to `goal` at most `speed` rad/s along a straight joint-space line, then hold
+        the goal until the arm is still for `settle_s`; return the remaining error (rad).
+
+        A physical reset: the arm is driven, never teleported. A position servo under load
+        settles short of its target (P-loop sag), so the move ends when the arm is still,
+        and fails (SafetyError) only if it stays more than `max_error` away. Uses only
+        `send_command`, so it works for every backend; the robot must be enabled.
         """
         d = self.description
         start = self.wait_for_state().positions.copy()
-        goal = np.clip(d.home, d.position_lower, d.position_upper)
+        goal = np.clip(np.asarray(goal, np.float64), d.position_lower, d.position_upper)
         dist = float(np.max(np.abs(goal - start)))
         duration = max(dist / max(speed, 1e-6), 1.0 / rate_hz)
         period = 1.0 / rate_hz
         t0 = time.monotonic()
+        anchor = None  # (time, positions) at the start of the current still window
         k = 0
         while True:
             k += 1
@@ -219,14 +227,22 @@ class Robot(ABC):
             _sleep_until(deadline)
             frac = min(1.0, (deadline - t0) / duration)
             self.send_command(start + frac * (goal - start))
-            if frac >= 1.0:
-                s = self.read_state()
-                if s is not None and np.max(np.abs(s.positions - goal)) < tol:
-                    return
-                if deadline - t0 > duration + timeout:
-                    err = np.max(np.abs(s.positions - goal)) if s else float("nan")
-                    raise SafetyError(f"home: not at the home pose {timeout:.0f} s after the "
-                                      f"move (max error {err:.3f} rad)")
+            if frac < 1.0:
+                continue
+            s = self.read_state()
+            if s is None:
+                continue
+            err = float(np.max(np.abs(s.positions - goal)))
+            # Still = within 0.02 rad over settle_s: servos hunt by a few encoder counts around
+            # their target (backlash, stiction), and their reported velocity is too noisy.
+            if anchor is None or np.max(np.abs(s.positions - anchor[1])) > 0.02:
+                anchor = (deadline, s.positions.copy())
+            settled = deadline - anchor[0] >= settle_s
+            if settled or deadline - t0 > duration + timeout:
+                if err > max_error:
+                    raise SafetyError(f"move: {err:.3f} rad from the goal after the move "
+                                      f"(limit {max_error:.3f} rad); is the arm blocked?")
+                return err
 
     def safe_stop(self, torque_off: bool | None = None) -> None:
         """Best effort: leave the arm holding (default) or torque-off. Never raises."""

@@ -11,6 +11,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="re-run the safety layer on the logged inputs; exit 1 on mismatch")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--robot", metavar="URL",
+                        help="send the logged commands to this robot again (it is first driven "
+                             "to the first command; the logged safety limits apply)")
+    parser.add_argument("--baud", type=int, default=1_000_000)
 
 
 def run(args) -> int:
@@ -38,4 +42,15 @@ def run(args) -> int:
             verdict = "reproduced exactly" if not v["mismatches"] else \
                 f"{v['mismatches']} MISMATCHES (first at cycles {v['first_mismatches']})"
             print(f"  verify: {v['cycles']} safety decisions {verdict}")
+    if args.robot:
+        from metabot.hardware.replay import play
+        from metabot.hardware.serial_robot import SerialRobot
+
+        names = out["joints"] if not all(n.startswith("joint") for n in out["joints"]) else None
+        with SerialRobot(args.robot, baudrate=args.baud, joint_names=names) as robot:
+            robot.enable()
+            stats = play(args.log, robot)
+        if stats is not None:
+            print(f"  replayed {stats.commands_sent} commands on {args.robot}: jitter p99 "
+                  f"{stats.jitter_p99_us:.0f} us, missed {stats.missed_deadlines}")
     return 1 if args.verify and out["verify"]["mismatches"] else 0
