@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from metabot.bridge.mcu import DriveKind, FirmwareInfo, McuEndpoint
+from metabot.bridge.messages import names_digest
 from metabot.errors import ConfigError, LinkError
 
 from .mock_arm import Effects, MockArm, servo_params_from_model
 from .mock_wire import WireDirection, WireFaults
-from .names import names_digest
 
 SERVO_DT = 0.001  # the firmware servo loop and physics step, 1 kHz
 VEL_MAX = 5.0  # rad/s: STS3215-class no-load speed at 12 V (0.222 s / 60 deg = 4.7 rad/s)

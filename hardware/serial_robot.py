@@ -48,9 +48,9 @@ from metabot.bridge import (
     check_hello_ack,
     encode,
 )
+from metabot.bridge.messages import names_digest
 from metabot.errors import ConfigError, LinkError, SafetyError
 
-from .names import names_digest
 from .ports import open_port
 from .robot import MODES, Robot, RobotDescription, RobotState
 
