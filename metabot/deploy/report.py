@@ -139,6 +139,10 @@ def plot_score_curve(path: str | os.PathLike, summary: Mapping[str, Any], title:
     ax.plot(ks, s, "o-", label="adaptive agent S(k)")
     ax.axhline(1.0, color="tab:green", ls="--", label="oracle (1)")
     ax.axhline(0.0, color="tab:red", ls="--", label="dr baseline (0)")
+    if not np.isfinite(s).any():
+        ax.text(0.5, 0.5, "S(k) not defined: the oracle is not clearly\nbetter than the dr "
+                "baseline on these tasks", transform=ax.transAxes, ha="center", va="center")
+        ax.set_ylim(-0.5, 1.5)
     ax.set_xlabel("adaptation budget k (control steps on the robot)")
     ax.set_ylabel("normalized score S(k)")
     ax.set_title(title)
