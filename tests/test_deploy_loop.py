@@ -109,3 +109,48 @@ def test_oracle_without_privileged_features_is_refused():
 
     with pytest.raises(ConfigError, match="joint map"):
         dl.Deployment(oracle, OtherArm(), privileged=lambda: np.zeros(14))
+
+
+class HeadSpy(Spy):
+    """Pretends to be a head-only gradient agent: explores, adapts between episodes."""
+
+    def __init__(self, agent):
+        super().__init__(agent)
+        meta = dict(agent.metadata)
+        meta["adaptation"] = {"kind": "head"}
+        self.metadata = meta
+        self.adapt_calls = []
+        self.last_sample = None
+
+    def act(self, obs, explore=False, **kw):
+        assert explore  # head agents sample during deploy episodes
+        a = super().act(obs, **kw)
+        self.last_sample = a + 0.01
+        return a
+
+    def adapt(self, transitions):
+        self.adapt_calls.append({k: np.asarray(v).shape for k, v in transitions.items()})
+        self.adapt_ends = np.asarray(transitions["ends"])
+        return {"steps": len(transitions["rewards"])}
+
+
+@pytest.mark.timeout(90)
+def test_head_agents_adapt_between_episodes_on_all_episodes_so_far(rma):
+    from metabot.hardware.safety import SafetyConfig
+
+    from metabot.deploy.session import open_robot
+
+    spy = HeadSpy(rma)
+    arm = dl.arm_from_metadata(rma.metadata)
+    goals = dl.sample_goals(arm, 3, 7)
+    with open_robot("mock://?seed=2&split=test&task_index=4", rma.metadata, watchdog_s=2.0,
+                    handle_signals=False) as robot:
+        robot.enable()
+        dep = dl.Deployment(spy, robot, safety=SafetyConfig(link_timeout_s=2.0))
+        res = dep.run([dl.Segment(goals[0], 15, forget=True), dl.Segment(goals[1], 15),
+                       dl.Segment(goals[2], 15)])
+    # after episode 1 and after episode 2 (the third episode's adapt would follow it)
+    assert [c["obs"] for c in spy.adapt_calls] == [(15, arm.obs_dim), (30, arm.obs_dim)]
+    assert spy.adapt_calls[1]["actions"] == (30, arm.n_joints)
+    np.testing.assert_array_equal(np.flatnonzero(spy.adapt_ends), [14, 29])
+    assert res[0].adapt == {} and res[1].adapt["steps"] == 15 and res[2].adapt["steps"] == 30
