@@ -36,6 +36,9 @@ def test_curve_reports_s_with_an_interval_only_when_the_gap_is_clear():
         assert lo < s < hi and hi - lo < 0.5
     assert out["normalized_score"]["50"] > out["normalized_score"]["0"]
     assert out["return"]["50"] == pytest.approx(k1.mean())
+    assert out["gain_over_dr"]["50"] == pytest.approx((k1 - dr).mean())
+    lo, hi = out["gain_over_dr_ci95"]["50"]
+    assert 0 < lo < out["gain_over_dr"]["50"] < hi  # paired: tight despite task spread
     # more tasks -> narrower interval
     big = score.adaptation_curve({0: np.tile(k0, 4)}, np.tile(dr, 4), np.tile(oracle, 4),
                                  n_boot=500, seed=1)

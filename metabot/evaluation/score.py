@@ -99,12 +99,21 @@ def adaptation_curve(
         "oracle_return": float(np.mean(r_or)),
         "gap_ci95": [gap_lo, gap_hi],
         "worth_adapting": worth,
+        # paired per-task difference to dr: meaningful even where S is not reported
+        "gain_over_dr": {},
+        "gain_over_dr_ci95": {},
+        "per_task_return": {},
+        "dr_per_task_return": [float(x) for x in r_dr],
+        "oracle_per_task_return": [float(x) for x in r_or],
     }
     for k, r in returns.items():
         r_k = per_task_mean(r)
         key = str(k)
         out["return"][key] = float(np.mean(r_k))
         out["return_ci95"][key] = list(mean_ci(r_k, n_boot, seed))
+        out["gain_over_dr"][key] = float(np.mean(r_k - r_dr))
+        out["gain_over_dr_ci95"][key] = list(mean_ci(r_k - r_dr, n_boot, seed))
+        out["per_task_return"][key] = [float(x) for x in r_k]
         if worth:
             out["normalized_score"][key] = normalized_score(r_k, r_dr, r_or)
             out["ci95"][key] = list(score_ci(r_k, r_dr, r_or, n_boot, seed))
