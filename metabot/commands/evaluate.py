@@ -66,6 +66,10 @@ def _summary(r: dict) -> str:
     for k in r["return"]:
         s, ci = r["normalized_score"][k], r["ci95"][k]
         s_txt = f"S={s:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if s is not None else "S=n/a"
+        gain = r.get("gain_over_dr", {}).get(k)
+        if gain is not None:
+            g_lo, g_hi = r["gain_over_dr_ci95"][k]
+            s_txt += f"  R-R_dr={gain:+.2f} [{g_lo:+.2f}, {g_hi:+.2f}]"
         err = r["physical"][k].get("mean_tip_error_mm")
         err_txt = f"  mean tip error {err:.1f} mm" if err is not None else ""
         lines.append(f"  k={k:>4} {r['budget_unit']}: R={r['return'][k]:.2f}  {s_txt}{err_txt}")
