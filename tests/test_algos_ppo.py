@@ -73,3 +73,13 @@ def test_running_norm_matches_numpy_over_batches():
     allx = np.concatenate(chunks)
     np.testing.assert_allclose(norm.mean.numpy(), allx.mean(0), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(norm.var.numpy(), allx.var(0), rtol=1e-3, atol=1e-3)
+
+
+def test_lr_annealing_is_linear_in_steps_and_optional():
+    from metabot.algos.ppo import PPOConfig, anneal_lr
+
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    anneal_lr(opt, PPOConfig(lr=1e-3, anneal_lr=True), done=250, total=1000)
+    assert opt.param_groups[0]["lr"] == pytest.approx(7.5e-4)
+    anneal_lr(opt, PPOConfig(lr=1e-3, anneal_lr=False), done=999, total=1000)
+    assert opt.param_groups[0]["lr"] == pytest.approx(7.5e-4)  # untouched

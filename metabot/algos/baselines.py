@@ -16,6 +16,7 @@ from metabot.algos.base import Algorithm
 from metabot.algos.envs import EnvBatch, derive_seed
 from metabot.algos.ppo import (
     PPOConfig,
+    anneal_lr,
     gae,
     gaussian_entropy,
     gaussian_log_prob,
@@ -131,6 +132,7 @@ class FeedForwardPPO(Algorithm):
             ent = gaussian_entropy(agent.log_std, logp.shape)
             return logp, ent, self.value_norm(obs[idx], priv[idx])
 
+        anneal_lr(self.optimizer, cfg, self.env_steps, self.total_steps)
         stats = ppo_update(self.params, self.optimizer, obs.shape[0], evaluate, batch, cfg,
                            self.torch_gen)
         # Input statistics move after the update, so the log-probabilities recomputed in the

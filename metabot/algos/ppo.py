@@ -36,14 +36,22 @@ class PPOConfig:
     update_epochs: int = 5
     num_minibatches: int = 4
     target_kl: float = 0.05
-    anneal_lr: bool = False
-    init_log_std: float = -0.5
+    anneal_lr: bool = False  # decay lr linearly to 0 over the run's step budget
+    init_log_std: float = -1.0
 
     def validate(self) -> None:
         positive(self, "num_envs", "episodes_per_rollout", "lr", "update_epochs", "num_minibatches")
         for key in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"config key {key!r} must lie in [0, 1]")
+
+
+def anneal_lr(optimizer: torch.optim.Optimizer, cfg: PPOConfig, done: int, total: int) -> None:
+    """Set the learning rate for the coming update (linear decay when cfg.anneal_lr)."""
+    if cfg.anneal_lr:
+        lr = cfg.lr * max(0.0, 1.0 - done / max(total, 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
 
 
 def gae(

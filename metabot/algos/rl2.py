@@ -21,6 +21,7 @@ from metabot.algos.base import Algorithm
 from metabot.algos.baselines import reset_seed, sample_batch
 from metabot.algos.ppo import (
     PPOConfig,
+    anneal_lr,
     gae,
     gaussian_entropy,
     gaussian_log_prob,
@@ -124,6 +125,7 @@ class RL2(Algorithm):
             "old_value": old_value,
             "returns": (ret_t - vn.mean) / torch.sqrt(vn.var + vn.eps),
         }
+        anneal_lr(self.optimizer, cfg, self.env_steps, self.total_steps)
         stats = ppo_update(list(agent.parameters()), self.optimizer, envs.n, forward, batch, cfg,
                            self.torch_gen)
         agent.obs_norm.update(torch.as_tensor(rollout.obs))
