@@ -135,9 +135,10 @@ class RL2(Algorithm):
         self.iteration += 1
         self.env_steps += steps * cfg.num_envs
         # per-episode returns within the trial show whether the agent adapts
-        per_ep = rollout.rewards.reshape(cfg.episodes_per_rollout, -1, envs.n).sum(1).mean(1)
-        stats["return"] = float(per_ep.mean())
-        stats["return_first_episode"] = float(per_ep[0])
-        stats["return_last_episode"] = float(per_ep[-1])
+        stats["return"] = float(np.mean(rollout.episode_returns or [np.nan]))
+        if not rollout.terminated.any():  # fixed-length episodes: returns per trial position
+            per_ep = rollout.rewards.reshape(cfg.episodes_per_rollout, -1, envs.n).sum(1).mean(1)
+            stats["return_first_episode"] = float(per_ep[0])
+            stats["return_last_episode"] = float(per_ep[-1])
         stats["std"] = float(agent.log_std.detach().exp().mean())
         return stats

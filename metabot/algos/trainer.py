@@ -135,6 +135,11 @@ def build_algorithm(cfg: dict[str, Any]):
     """Instantiate the Algorithm of a resolved config on its task distribution."""
     cls = registry.get(cfg["algo"])
     dist = get_distribution(cfg["tasks"])
+    if getattr(dist, "action_type", "continuous") != "continuous":
+        raise ConfigError(
+            f"{cfg['tasks']} has {dist.action_type} actions; the metabot agents output "
+            "continuous actions in [-1, 1]"
+        )
     params = build_config(cls.Config, cfg["params"])
     return cls(dist, params, cfg["seed"], cfg["steps"])
 
