@@ -4,7 +4,7 @@
 history window, the previous applied command and reward, and the episode-start flag. All
 graph inputs and outputs live in preallocated float32 buffers bound once through
 onnxruntime's IOBinding, so a step is: validate obs -> copy into a buffer -> run -> copy
-state out -> return the action. That keeps `act` near 14 us for the arm6 dr MLP and 34 us
+state out -> return the action. That keeps `act` near 14 us for the arm6 dr MLP and 35-40 us
 for the arm6 RMA agent (bench/infer.json), validation included; `session.run` with a fresh
 feed dict costs ~5 us more per step.
 """
