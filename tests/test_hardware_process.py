@@ -25,7 +25,8 @@ CONTROLLER = textwrap.dedent("""
     from metabot.hardware.loop import ControlLoop
     from metabot.hardware.safety import SafetyConfig
     from metabot.hardware.serial_robot import SerialRobot
-    robot = SerialRobot(sys.argv[1], watchdog_s=2.5, on_exit=sys.argv[2])
+    robot = SerialRobot(sys.argv[1], watchdog_s=2.5, on_exit=sys.argv[2],
+                        handshake_timeout_s=5.0)
     with robot:
         robot.enable()
         q0 = robot.wait_for_state().positions.copy()
