@@ -65,7 +65,9 @@ def test_watchdog_takes_over_when_host_goes_silent(mock, action, expect):
     r.enable()
     q = r.read_state().positions.copy()
     drive(r, q, 0.2)
-    assert wait_for(lambda: mock.status()["state"] == "moving")
+    # The arm tracked the commands (or, if this process was starved for longer than the
+    # 250 ms watchdog right after driving, the watchdog has already taken over).
+    assert wait_for(lambda: (s := mock.status())["state"] == "moving" or s["watchdog_tripped"])
     overruns = mock.overruns
     st = wait_for(lambda: (s := mock.status())["watchdog_tripped"] and s, timeout=2.0)
     assert st and st["state"] == expect
