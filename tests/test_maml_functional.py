@@ -11,6 +11,7 @@ import torch
 
 from metabot.algos import gradient_functional as gf
 from metabot.algos import maml_numpy_head as nh
+from metabot.runtime import head as rh
 
 ALL_KEYS = ("head.weight", "head.bias", "log_std")
 
@@ -179,13 +180,13 @@ def test_closed_form_head_update_equals_autograd(per_param):
 def test_returns_and_advantages_by_hand():
     r = np.array([1.0, 2.0, 3.0, 4.0])
     ends = np.array([0, 1, 0, 1])
-    np.testing.assert_allclose(nh.discounted_returns(r, ends, 0.5), [2.0, 2.0, 5.0, 4.0])
-    np.testing.assert_allclose(nh.time_index(ends), [0, 1, 0, 1])
+    np.testing.assert_allclose(rh.discounted_returns(r, ends, 0.5), [2.0, 2.0, 5.0, 4.0])
+    np.testing.assert_allclose(rh.time_index(ends), [0, 1, 0, 1])
     v = np.array([0.5, 1.0, 2.0, 1.0])
     # delta = r + g V' - V; A = delta + g*lam*A'
     d = np.array([1 + 0.5 * 1.0 - 0.5, 2 - 1.0, 3 + 0.5 * 1.0 - 2.0, 4 - 1.0])
     expected = np.array([d[0] + 0.25 * d[1], d[1], d[2] + 0.25 * d[3], d[3]])
-    np.testing.assert_allclose(nh.gae(r, v, ends, 0.5, 0.5), expected)
+    np.testing.assert_allclose(rh.gae(r, v, ends, 0.5, 0.5), expected)
     adv = nh.advantages(np.zeros((4, 1)), r, ends, gamma=0.5, lam=1.0)
     assert adv.mean() == pytest.approx(0.0, abs=1e-12)
     assert adv.std() == pytest.approx(1.0, abs=1e-6)

@@ -31,90 +31,9 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 # ------------------------------------------------------------------ returns and advantages
-def time_index(ends: np.ndarray) -> np.ndarray:
-    """Step index within its episode for each transition (episodes back to back)."""
-    ends = np.asarray(ends, dtype=bool)
-    t = np.zeros(len(ends), dtype=np.float64)
-    count = 0
-    for i in range(len(ends)):
-        t[i] = count
-        count = 0 if ends[i] else count + 1
-    return t
-
-
-def discounted_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> np.ndarray:
-    """Reward-to-go within each episode (no bootstrap past an episode's last step)."""
-    rewards = np.asarray(rewards, dtype=np.float64)
-    ends = np.asarray(ends, dtype=bool)
-    out = np.zeros_like(rewards)
-    running = 0.0
-    for i in range(len(rewards) - 1, -1, -1):
-        if ends[i]:
-            running = 0.0
-        running = rewards[i] + gamma * running
-        out[i] = running
-    return out
-
-
-def baseline_features(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Linear-feature-baseline features of Duan et al. 2016 (rllab/garage, used by ProMP)."""
-    o = np.clip(np.asarray(obs, dtype=np.float64), -10.0, 10.0)
-    al = np.asarray(t, dtype=np.float64)[:, None] / 100.0
-    return np.concatenate([o, o * o, al, al**2, al**3, np.ones_like(al)], axis=1)
-
-
-def fit_linear_baseline(
-    obs: np.ndarray, ends: np.ndarray, returns: np.ndarray, reg: float = 1e-5
-) -> np.ndarray:
-    """Ridge-regress returns on the baseline features; raise reg until the solve is finite."""
-    x = baseline_features(obs, time_index(ends))
-    xtx, xty = x.T @ x, x.T @ np.asarray(returns, dtype=np.float64)
-    eye = np.eye(x.shape[1])
-    for _ in range(6):
-        coef = np.linalg.lstsq(xtx + reg * eye, xty, rcond=None)[0]
-        if np.all(np.isfinite(coef)):
-            return coef
-        reg *= 10.0
-    return np.zeros(x.shape[1])
-
-
-def gae(
-    rewards: np.ndarray, values: np.ndarray, ends: np.ndarray, gamma: float, lam: float
-) -> np.ndarray:
-    """Generalized advantage estimation with the value of a finished episode's end at 0."""
-    rewards = np.asarray(rewards, dtype=np.float64)
-    ends = np.asarray(ends, dtype=bool)
-    adv = np.zeros_like(rewards)
-    last = 0.0
-    for i in range(len(rewards) - 1, -1, -1):
-        next_value = 0.0 if ends[i] or i == len(rewards) - 1 else values[i + 1]
-        if ends[i]:
-            last = 0.0
-        delta = rewards[i] + gamma * next_value - values[i]
-        last = delta + gamma * lam * last
-        adv[i] = last
-    return adv
-
-
-def advantages(
-    obs: np.ndarray,
-    rewards: np.ndarray,
-    ends: np.ndarray,
-    *,
-    gamma: float = 0.99,
-    lam: float = 1.0,
-    normalize: bool = True,
-) -> np.ndarray:
-    """Advantages against a linear baseline fitted on these same episodes (as ProMP does)."""
-    ends = np.asarray(ends, dtype=bool).copy()
-    ends[-1] = True  # a batch always ends an episode as far as the returns go
-    returns = discounted_returns(rewards, ends, gamma)
-    coef = fit_linear_baseline(obs, ends, returns)
-    values = baseline_features(obs, time_index(ends)) @ coef
-    adv = gae(rewards, values, ends, gamma, lam)
-    if normalize and len(adv) > 1:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    return adv
+# One implementation, shared with the robot: the torch-free runtime owns the advantage math
+# (ProMP's linear-baseline GAE) and training reuses it, so the two can never drift apart.
+from metabot.runtime.head import advantages  # noqa: E402
 
 
 # ------------------------------------------------------------------------- the linear head

@@ -4,11 +4,11 @@
 frozen body's features `f`, with a fixed `log_std`. Its gradient is analytic, so the
 robot computer runs the same step the trainer differentiates through, without autodiff.
 
-The math is that of metabot.algos.maml_numpy_head (ProMP's inner objective: advantages from
-a linear feature baseline fitted on the same episodes, GAE, normalized; then
-`inner_steps` ascent steps on  J = mean_t ratio_t * A_t). It is restated here because the
-robot-side runtime must not import the training package; tests/test_runtime_head.py checks
-that both give the same parameters and that the result matches torch autograd.
+ProMP's inner objective: advantages from a linear feature baseline fitted on the same
+episodes, GAE, normalized; then `inner_steps` ascent steps on  J = mean_t ratio_t * A_t.
+The advantage math lives only here (the robot side may not import the training package, so
+metabot.algos.maml_numpy_head imports it from this module); tests/test_runtime_head.py checks
+that the head step matches the trainer's and torch autograd.
 
 Transitions: a dict of arrays over N steps, episodes back to back: `obs [N,O]` (raw),
 `actions [N,A]` (the sampled, pre-clip actions: `Agent.last_sample`), `rewards [N]`,
@@ -24,7 +24,7 @@ import numpy as np
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _time_index(ends: np.ndarray) -> np.ndarray:
+def time_index(ends: np.ndarray) -> np.ndarray:
     t = np.zeros(len(ends))
     count = 0
     for i, end in enumerate(ends):
@@ -33,7 +33,7 @@ def _time_index(ends: np.ndarray) -> np.ndarray:
     return t
 
 
-def _discounted_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> np.ndarray:
+def discounted_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> np.ndarray:
     out = np.zeros_like(rewards)
     running = 0.0
     for i in range(len(rewards) - 1, -1, -1):
@@ -44,14 +44,14 @@ def _discounted_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> 
     return out
 
 
-def _baseline_features(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
+def baseline_features(obs: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The linear feature baseline of Duan et al. 2016 (rllab, garage, ProMP)."""
     o = np.clip(obs, -10.0, 10.0)
     al = t[:, None] / 100.0
     return np.concatenate([o, o * o, al, al**2, al**3, np.ones_like(al)], axis=1)
 
 
-def _fit_baseline(x: np.ndarray, returns: np.ndarray, reg: float = 1e-5) -> np.ndarray:
+def fit_baseline(x: np.ndarray, returns: np.ndarray, reg: float = 1e-5) -> np.ndarray:
     xtx, xty = x.T @ x, x.T @ returns
     eye = np.eye(x.shape[1])
     for _ in range(6):
@@ -62,7 +62,7 @@ def _fit_baseline(x: np.ndarray, returns: np.ndarray, reg: float = 1e-5) -> np.n
     return np.zeros(x.shape[1])
 
 
-def _gae(rewards, values, ends, gamma: float, lam: float) -> np.ndarray:
+def gae(rewards, values, ends, gamma: float, lam: float) -> np.ndarray:
     adv = np.zeros_like(rewards)
     last = 0.0
     for i in range(len(rewards) - 1, -1, -1):
@@ -76,16 +76,17 @@ def _gae(rewards, values, ends, gamma: float, lam: float) -> np.ndarray:
 
 
 def advantages(
-    obs_norm: np.ndarray, rewards: np.ndarray, ends: np.ndarray, gamma: float, lam: float
+    obs_norm: np.ndarray, rewards: np.ndarray, ends: np.ndarray, gamma: float = 0.99,
+    lam: float = 1.0,
 ) -> np.ndarray:
     """Normalized GAE advantages against a linear baseline fitted on these episodes."""
     rewards = np.asarray(rewards, dtype=np.float64)
     ends = np.asarray(ends, dtype=bool).copy()
     ends[-1] = True  # the batch ends an episode as far as returns go
-    t = _time_index(ends)
-    x = _baseline_features(obs_norm, t)
-    values = x @ _fit_baseline(x, _discounted_returns(rewards, ends, gamma))
-    adv = _gae(rewards, values, ends, gamma, lam)
+    t = time_index(ends)
+    x = baseline_features(obs_norm, t)
+    values = x @ fit_baseline(x, discounted_returns(rewards, ends, gamma))
+    adv = gae(rewards, values, ends, gamma, lam)
     if len(adv) > 1:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     return adv
