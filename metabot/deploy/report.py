@@ -127,25 +127,34 @@ def _pyplot():
 
 
 def plot_score_curve(path: str | os.PathLike, summary: Mapping[str, Any], title: str) -> Path:
-    """The adaptation curve S(k) with its 95% interval against dr (0) and oracle (1)."""
+    """The adaptation curve S(k) with its 95% interval against dr (0) and oracle (1).
+
+    Where S is not defined (the oracle is not clearly better than dr), the plot shows the
+    mean returns against both baselines' instead, so there is still a curve to look at.
+    """
     plt = _pyplot()
     ks = sorted(int(k) for k in summary["normalized_score"])
     s = np.array([_num(summary["normalized_score"][str(k)]) for k in ks], dtype=float)
-    ci = np.array(
-        [summary["ci95"][str(k)] or (np.nan, np.nan) for k in ks], dtype=float
-    ).reshape(-1, 2)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    ax.fill_between(ks, ci[:, 0], ci[:, 1], alpha=0.25, label="95% interval (bootstrap)")
-    ax.plot(ks, s, "o-", label="adaptive agent S(k)")
-    ax.axhline(1.0, color="tab:green", ls="--", label="oracle (1)")
-    ax.axhline(0.0, color="tab:red", ls="--", label="dr baseline (0)")
-    if not np.isfinite(s).any():
-        ax.text(0.5, 0.5, "S(k) not defined: the oracle is not clearly\nbetter than the dr "
-                "baseline on these tasks", transform=ax.transAxes, ha="center", va="center")
-        ax.set_ylim(-0.5, 1.5)
+    if np.isfinite(s).any():
+        ci = np.array(
+            [summary["ci95"][str(k)] or (np.nan, np.nan) for k in ks], dtype=float
+        ).reshape(-1, 2)
+        ax.fill_between(ks, ci[:, 0], ci[:, 1], alpha=0.25, label="95% interval (bootstrap)")
+        ax.plot(ks, s, "o-", label="adaptive agent S(k)")
+        ax.axhline(1.0, color="tab:green", ls="--", label="oracle (1)")
+        ax.axhline(0.0, color="tab:red", ls="--", label="dr baseline (0)")
+        ax.set_ylabel("normalized score S(k)")
+    else:
+        ret = np.array([_num(summary["return"][str(k)]) for k in ks], dtype=float)
+        ax.plot(ks, ret, "o-", label="adaptive agent, mean return")
+        ax.axhline(_num(summary["oracle_return"]), color="tab:green", ls="--", label="oracle")
+        ax.axhline(_num(summary["dr_return"]), color="tab:red", ls="--", label="dr baseline")
+        ax.set_ylabel("mean episode return")
+        ax.set_title("S(k) not defined: the oracle is not clearly better than dr",
+                     fontsize=8, loc="left")
     ax.set_xlabel("adaptation budget k (control steps on the robot)")
-    ax.set_ylabel("normalized score S(k)")
-    ax.set_title(title)
+    fig.suptitle(title)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
