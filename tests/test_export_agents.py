@@ -89,7 +89,7 @@ def info(algo: str) -> dict:
     }
 
 
-ALGOS = ["dr", "oracle", "rl2", "rma", "anil", "metasgd-head", "maml"]
+ALGOS = ["dr", "oracle", "rl2", "rma", "anil", "metasgd-head", "maml", "fomaml", "reptile"]
 
 
 @pytest.fixture(scope="module")
