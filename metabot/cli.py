@@ -40,12 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         (): parser.add_subparsers(dest="command", metavar="COMMAND")
     }
     for words, module_name, help_text in COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # command not built yet in this checkout
-                continue
-            raise
+        module = importlib.import_module(module_name)
         for depth in range(1, len(words)):
             prefix = words[:depth]
             if prefix not in groups:
