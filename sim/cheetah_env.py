@@ -23,61 +23,29 @@ from __future__ import annotations
 import os
 
 import gymnasium as gym
-import mujoco
-import mujoco.rollout
 import numpy as np
 
-from metabot.errors import TaskError
-
 from .batchvec import BatchEnv, BatchVecEnv
+from .rollout_batch import RolloutBatch
 from .task import Task
 
 RESET_NOISE = 0.1
 
 
-class CheetahBatch:
+class CheetahBatch(RolloutBatch):
     """N HalfCheetahs (one randomized model each), stepped together."""
 
     OBS_SKIP = 1  # leading qpos entries left out of the obs (x: position-invariant policy)
 
     def __init__(self, dist, tasks: list[Task], seed: int | None, nthread: int):
-        if not tasks:
-            raise TaskError("need at least one task")
-        for t in tasks:
-            if t.dist != dist.name:
-                raise TaskError(f"task of {t.dist!r} given to {dist.name!r}")
-        self._dist = dist
+        super().__init__(dist, tasks, seed, nthread)
         self.kind = dist.reward_kind
-        self.n = len(tasks)
-        self.models = [dist.build_model(t) for t in tasks]
-        m0 = self.models[0]
-        self.nq, self.nv, self.nu = m0.nq, m0.nv, m0.nu
-        self.frame_skip = dist.substeps
-        self.dt = m0.opt.timestep * self.frame_skip
-        self.horizon = dist.spec.episode_steps
         self.goal = np.array([t.goal[0] if t.goal else 0.0 for t in tasks])
-        self.spec_state = mujoco.mjtState.mjSTATE_FULLPHYSICS
-        d = mujoco.MjData(m0)
-        self.qpos0 = d.qpos.copy()
-        self.template = np.empty(mujoco.mj_stateSize(m0, self.spec_state))
-        mujoco.mj_getState(m0, d, self.template, self.spec_state)
-        self.state = np.tile(self.template, (self.n, 1))
-        self.out_state = np.empty((self.n, self.frame_skip, self.template.size))
-        self.ctrl = np.empty((self.n, self.frame_skip, self.nu))
-        self.pool = mujoco.rollout.Rollout(nthread=nthread) if nthread > 1 else None
-        self.datas = [mujoco.MjData(m0) for _ in range(max(nthread, 1))]
-        self.t = np.zeros(self.n, dtype=np.int64)
-        self.rng = np.random.default_rng(seed)
 
     def set_tasks(self, tasks: list[Task]) -> None:
         """New dynamics (and goals) from the next step on; the physical state is kept."""
-        if len(tasks) != self.n:
-            raise TaskError(f"set_tasks needs {self.n} tasks")
-        self.models = [self._dist.build_model(t) for t in tasks]
+        super().set_tasks(tasks)
         self.goal = np.array([t.goal[0] if t.goal else 0.0 for t in tasks])
-
-    def seed(self, seed) -> None:
-        self.rng = np.random.default_rng(seed)
 
     def obs(self, idx=slice(None)) -> np.ndarray:
         s = self.state[idx]
@@ -85,11 +53,6 @@ class CheetahBatch:
         return np.concatenate(
             [s[:, q0 : 1 + self.nq], s[:, 1 + self.nq : 1 + self.nq + self.nv]], 1
         )
-
-    def set_state(self, idx: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
-        self.state[idx] = self.template
-        self.state[idx, 1 : 1 + self.nq] = qpos
-        self.state[idx, 1 + self.nq : 1 + self.nq + self.nv] = qvel
 
     def reset(self, mask: np.ndarray) -> np.ndarray:
         idx = np.flatnonzero(mask)
@@ -99,16 +62,6 @@ class CheetahBatch:
         self.set_state(idx, qpos, qvel)
         self.t[idx] = 0
         return self.obs(idx)
-
-    def physics(self, a: np.ndarray) -> None:
-        """frame_skip steps of every env with ctrl = a, in one rollout call."""
-        self.ctrl[:] = a[:, None, :]
-        kw = dict(nstep=self.frame_skip, state=self.out_state, skip_checks=True)
-        if self.pool is not None:
-            self.pool.rollout(self.models, self.datas, self.state, self.ctrl, **kw)
-        else:
-            mujoco.rollout.rollout(self.models, self.datas[0], self.state, self.ctrl, **kw)
-        self.state[:] = self.out_state[:, -1]
 
     def step(self, actions: np.ndarray):
         a = np.asarray(actions, dtype=np.float64).reshape(self.n, self.nu)
