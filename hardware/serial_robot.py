@@ -69,14 +69,16 @@ class SerialRobot(Robot):
     """Our MCU over a serial URL: a device path, a pty path, loop://, socket://host:port, mock://.
 
     watchdog_s / watchdog_action: what the MCU does if the host goes silent while enabled
-    ("hold" with hold_effort_frac of the effort limit, or "torque_off").
+    ("hold" with hold_effort_frac of the effort limit, or "torque_off"). The host asks for
+    0.6 by default, above the firmware's boot default of 0.3: a 30% hold lets a
+    gravity-loaded arm with a payload creep down, which is a slow drop, not a hold.
     command_ttl_s: the MCU holds position if a command is older than this.
     """
 
     def __init__(self, url: str, *, baudrate: int = 1_000_000,
                  joint_names: Sequence[str] | None = None, home: Sequence[float] | None = None,
                  control_rate_hz: float = 100.0, watchdog_s: float = 0.1,
-                 watchdog_action: str = "hold", hold_effort_frac: float = 0.3,
+                 watchdog_action: str = "hold", hold_effort_frac: float = 0.6,
                  command_ttl_s: float = 0.05, handshake_timeout_s: float = 1.0,
                  ack_timeout_s: float = 0.5, on_exit: str = "hold",
                  handle_signals: bool = True):
