@@ -8,6 +8,7 @@ process on a pty, as the issue's measurement requires.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -106,6 +107,47 @@ def pty_baseline(seconds: float = 3.0, rate_hz: float = 500.0) -> dict:
             "write_call_us": pcts(w)}
 
 
+def timer_baseline(seconds: float = 10.0, rate_hz: float = 500.0,
+                   tolerance_s: float = 0.0005, spin_s: float = 0.0001) -> dict:
+    """This machine's floor for a deadline loop: the loop's own sleep-then-spin wake-up with
+    no robot, no I/O and no work, on this thread and its scheduler; returns how late each
+    wake-up was and how many exceed the loop's tolerance.
+
+    On a virtual machine the vCPU itself is sometimes descheduled for 0.5-2 ms (a SCHED_OTHER
+    busy spin sees such gaps); no user-space loop can beat this fraction of missed deadlines.
+    """
+    from metabot.hardware.loop import _sleep_until
+    from metabot.hardware.realtime import boost_thread
+
+    period = 1.0 / rate_hz
+    n = int(seconds * rate_hz)
+    late = np.empty(n)
+    with boost_thread():  # the control loop's own priority
+        t0 = time.monotonic() + period
+        for k in range(n):
+            deadline = t0 + k * period
+            _sleep_until(deadline, spin_s)
+            late[k] = time.monotonic() - deadline
+    us = late * 1e6
+    missed = int((late > tolerance_s).sum())
+    return {"rate_hz": rate_hz, "seconds": seconds, "wake_late_us": {
+        "p50": float(np.percentile(us, 50)), "p99": float(np.percentile(us, 99)),
+        "max": float(us.max())}, "missed_deadlines": missed, "missed_fraction": missed / n,
+        "tolerance_us": tolerance_s * 1e6}
+
+
+def spawn_timer_baseline(seconds: float, rate_hz: float, tolerance_s: float, spin_s: float,
+                         realtime: bool) -> subprocess.Popen:
+    """`timer_baseline` in a separate process over the same window as the link run, so the
+    machine's floor and the link's misses are measured under the same conditions."""
+    code = ("import json, sys; from metabot.bench.link import timer_baseline; "
+            "from metabot.hardware.realtime import enable_realtime; "
+            f"{'enable_realtime(); ' if realtime else ''}"
+            f"print(json.dumps(timer_baseline({seconds!r}, {rate_hz!r}, {tolerance_s!r}, "
+            f"{spin_s!r})))")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+
 def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
                    baudrate: int = 1_000_000, log_path: str | None = None,
                    spawn_mock: bool | str = False, seed: int = 0,
@@ -120,6 +162,7 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
     transport = spawn_mock if isinstance(spawn_mock, str) else "pty"
     mock = (SpawnedMock("--baud", str(baudrate), *extra, seed=seed, transport=transport)
             if spawn_mock else None)
+    floor = None
     try:
         target = mock.url if mock is not None else url
         # A long watchdog and on_link_loss="continue": the benchmark records stalls as
@@ -140,12 +183,18 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
                                    0.0001 if sched.startswith("SCHED_FIFO") else 0.0003),
                                on_link_loss="continue", log_meta={"bench": "link", "url": target})
             error = None
+            floor = spawn_timer_baseline(seconds, rate_hz, loop.tolerance_s, loop.spin_s,
+                                         realtime)
             try:
                 stats = loop.run(policy, seconds=seconds)
             except MetabotError as exc:  # keep what was measured up to the failure
                 stats, error = loop.stats, str(exc)
             link = robot.link_stats()
+            out, _ = floor.communicate(timeout=seconds + 30)
+            timer = json.loads(out) if floor.returncode == 0 and out.strip() else None
     finally:
+        if floor is not None and floor.poll() is None:
+            floor.kill()
         if mock is not None:
             mock.close()
     s = stats.to_dict()
@@ -161,6 +210,7 @@ def run_link_bench(url: str | None, rate_hz: float, seconds: float, *,
         "loop_missed_deadlines": s["loop_missed_deadlines"], "tolerance_us": loop.tolerance_s * 1e6,
         "interventions": s["interventions"], "link": link, "error": error,
         "pty_baseline": pty_baseline() if spawn_mock and transport == "pty" else None,
+        "timer_baseline": timer,
         "scheduler": sched, "mock_scheduler": (mock.sched if mock is not None else None),
         "url": f"spawned mock-robot --{transport}" if spawn_mock else url, "baudrate": baudrate,
         "cpu_count": os.cpu_count(), "loadavg": list(os.getloadavg()),
