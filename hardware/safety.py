@@ -24,6 +24,9 @@ VELOCITY_CLAMP = 8  # velocity command beyond the limit
 EFFORT_CLAMP = 16  # torque command beyond the limit
 LIMIT_PUSH = 32  # velocity/torque command pushing further past a position limit: zeroed
 LINK_LOSS = 64  # no valid state within link_timeout_s: nothing sent
+# A clamp smaller than this (rad) is float32 rounding of limits sent over the wire, not an
+# intervention: the command is still clipped, but it is not counted or flagged.
+COUNT_EPS = 1e-6
 INTERVENTION_NAMES = {
     NONFINITE: "nonfinite", POSITION_CLAMP: "position_clamp", STEP_CLAMP: "step_clamp",
     VELOCITY_CLAMP: "velocity_clamp", EFFORT_CLAMP: "effort_clamp", LIMIT_PUSH: "limit_push",
@@ -114,11 +117,11 @@ class SafetyLayer:
                 a = np.zeros_like(a)
         if mode == "position":
             c = np.clip(a, self.lower, self.upper)
-            if np.any(c != a):
+            if np.any(np.abs(c - a) > COUNT_EPS):
                 mask |= POSITION_CLAMP
             ref = self.last_command if self.last_command is not None else state.positions
             s = np.clip(c, ref - self.max_step, ref + self.max_step)
-            if np.any(s != c):
+            if np.any(np.abs(s - c) > COUNT_EPS):
                 mask |= STEP_CLAMP
             # Stepping from a measured position outside the margin must still respect limits.
             cmd = np.clip(s, self.d.position_lower, self.d.position_upper)

@@ -87,6 +87,14 @@ def test_safety_clamps_position_and_step():
     assert d.command[0] == pytest.approx(0.2)
 
 
+def test_safety_does_not_flag_float32_rounding_of_limits():
+    sl = SafetyLayer(DESC, 0.01, SafetyConfig(max_step=10.0))
+    over = DESC.position_upper[0] + 5e-7  # a float64 limit vs its float32 copy on the wire
+    d = sl.filter([over, 0.0, 0.0], state([0, 0, 0]), now=0.0)
+    assert d.command[0] <= DESC.position_upper[0]  # still clipped
+    assert d.interventions == 0 and sl.counts["position_clamp"] == 0
+
+
 def test_safety_default_step_is_velocity_times_period():
     sl = SafetyLayer(DESC, 0.01)
     d = sl.filter([1.0, 0, 0], state([0, 0, 0]), now=0.0)
