@@ -20,16 +20,12 @@ from metabot.evaluation import metrics
 def switch_tasks(envs: Any, tasks: list[Any]) -> bool:
     """Swap the dynamics of a running EnvBatch to `tasks`, keeping the physical state.
 
-    Uses the env's own `set_tasks`/`set_task` where it has one. For the arm vector env
-    (which has none yet) the per-task arrays of its batch are rebuilt in place: that
-    reaches into metabot.sim internals and is the one place that does; returns False
+    Uses the env's own `set_tasks` (vector envs) or `set_task` (single envs); returns False
     where no switch is possible.
     """
     vec = getattr(envs, "vec", None)
     if vec is not None and hasattr(vec, "set_tasks"):
         vec.set_tasks(tasks)
-    elif vec is not None and hasattr(vec, "batch") and hasattr(vec.batch, "models"):
-        _switch_arm_batch(vec.batch, envs.dist, tasks)
     elif vec is None and all(hasattr(e, "set_task") for e in envs.envs):
         for env, task in zip(envs.envs, tasks, strict=True):
             env.set_task(task)
@@ -40,19 +36,6 @@ def switch_tasks(envs: Any, tasks: list[Any]) -> bool:
         [np.asarray(envs.dist.oracle_features(t), np.float32).reshape(-1) for t in tasks]
     )
     return True
-
-
-def _switch_arm_batch(batch: Any, dist: Any, tasks: list[Any]) -> None:
-    from metabot.sim.arm_env import ArmBatch
-
-    new = ArmBatch(dist, list(tasks), seed=None, nthread=0)
-    batch.models = new.models
-    for name in ("delay", "noise", "deadband", "kp", "stall"):
-        setattr(batch, name, getattr(new, name))
-    width = int(batch.delay.max()) + 1
-    if batch.hist.shape[1] < width:  # longer latency: the older commands repeat the oldest
-        pad = np.repeat(batch.hist[:, -1:], width - batch.hist.shape[1], axis=1)
-        batch.hist = np.concatenate([batch.hist, pad], axis=1)
 
 
 def _switched_episode(dist, tasks, after, evaluator, k, unit, eval_seed, act_dim, switch_step):
