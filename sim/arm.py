@@ -6,23 +6,30 @@ standard library only (no mujoco, gymnasium or torch; a test checks this in a su
 - `ArmDescription.from_mjcf(path)`: joint names (actuator order), limits, home pose and the
   kinematic chain to the tool frame, parsed from the MJCF with xml.etree.
 - `forward_kinematics(desc, q)`: tool-frame position (m) in the base frame.
-- `observe(desc, q, qd, effort, goal)`: THE observation, built only from what a servo bus
-  reports (joint position, velocity, effort) plus the goal. Layout (n = number of joints):
+- `observe(desc, q, qd, effort, goal, recent_targets)`: THE observation, built only from what a
+  servo bus reports (joint position, velocity, effort), the goal and the commands the host
+  itself sent. Layout (n = number of joints, H = desc.command_history):
 
-      [0:n)      joint position, (q - home) / action_scale          (~[-1, 1])
-      [n:2n)     joint velocity / VEL_SCALE (rad/s / 5)
-      [2n:3n)    joint effort / stall torque                          ([-1, 1])
-      [3n:3n+3)  goal xyz / REACH_SCALE (m / 0.25)
+      [0:n)       joint position, (q - home) / action_scale          (~[-1, 1])
+      [n:2n)      joint velocity / VEL_SCALE (rad/s / 5)
+      [2n:3n)     joint effort / stall torque                          ([-1, 1])
+      [3n:3n+3)   goal xyz / REACH_SCALE (m / 0.25)
       [3n+3:3n+6) tip xyz (FK of the measured q) / REACH_SCALE
       [3n+6:3n+9) (goal - tip) / ERR_SCALE (m / 0.05)
+      [3n+9:...)  the last H joint targets sent, newest first, scaled like q
 
-- `action_to_target(desc, action, q)`: ABSOLUTE joint targets about home. Action 0 is the home
-  pose, +1 the upper joint limit, -1 the lower one (piecewise linear, so the whole range is
-  reachable and 0 stays home). Chosen over delta-about-measured-q because (a) a constant
-  action then means a constant servo target, which is exactly what a position servo expects
-  and what a safety layer can bound, (b) encoder noise does not leak into the command, and
-  (c) the sag an adaptive policy must learn to cancel is a fixed offset in this space.
-  `q` is accepted for interface stability (delta modes need it) and ignored.
+  The sent targets are the host's own knowledge (what it wrote to the bus), so they are as
+  available on a real arm as in sim; with latency they are the commands still in flight, a
+  state a memoryless policy otherwise cannot see.
+- `action_to_target(desc, action, last_target)`: joint targets (rad) in one of two modes, set
+  per arm by `desc.action_step`:
+  - 0 (absolute): action 0 is the home pose, +1 the upper joint limit, -1 the lower one
+    (piecewise linear). A constant action is a constant servo target.
+  - > 0 (delta): the target moves from the last target sent by action * action_step rad (a
+    rate limit per control step), clipped to the limits. Chosen for arms where precision
+    matters: a Gaussian policy's exploration noise is a fraction of action_step, not of the
+    whole joint range, so a trained policy settles to millimetres instead of centimetres
+    (measured in docs/adaptation_gap.md).
 - `reward(desc, q, goal, action, prev_action)`: -tip_error / 0.1 m minus a small penalty on
   action change (servo chatter wears gears).
 """
@@ -106,6 +113,8 @@ class ArmDescription:
     stall_torque: tuple[float, ...]  # N m, from the actuator forcerange
     chain: tuple[ChainLink, ...]
     tool_pos: tuple[float, ...]  # tool site offset in the last chain body
+    action_step: float = 0.0  # rad per control step in delta mode; 0: absolute targets
+    command_history: int = 0  # how many of the last sent targets the observation holds
 
     @property
     def n_joints(self) -> int:
@@ -113,7 +122,7 @@ class ArmDescription:
 
     @property
     def obs_dim(self) -> int:
-        return 3 * self.n_joints + 9
+        return (3 + self.command_history) * self.n_joints + 9
 
     @classmethod
     def from_mjcf(cls, path: str | Path, tool_site: str = "tool") -> ArmDescription:
@@ -235,19 +244,39 @@ def _scales(desc: ArmDescription) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def action_to_target(
-    desc: ArmDescription, action: np.ndarray, q: np.ndarray | None = None
+    desc: ArmDescription, action: np.ndarray, last_target: np.ndarray | None = None
 ) -> np.ndarray:
-    """Map actions in [-1, 1]^n to absolute joint targets (rad): 0 -> home, +-1 -> limits."""
+    """Map actions in [-1, 1]^n to joint targets (rad): absolute about home, or (delta mode,
+    desc.action_step > 0) a step of at most action_step from `last_target`, the target sent
+    last (required in delta mode)."""
     a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    if desc.action_step > 0:
+        if last_target is None:
+            raise ValueError(f"{desc.name}: delta actions need the last target sent")
+        step = np.asarray(last_target, dtype=np.float64) + desc.action_step * a
+        return np.clip(step, desc.lower, desc.upper)
     home, up, down = _scales(desc)
     return home + np.where(a >= 0, a * up, a * down)
 
 
-def target_to_action(desc: ArmDescription, target: np.ndarray) -> np.ndarray:
-    """Inverse of action_to_target (for scripted baselines and safety-layer feedback)."""
+def target_to_action(
+    desc: ArmDescription, target: np.ndarray, last_target: np.ndarray | None = None
+) -> np.ndarray:
+    """Inverse of action_to_target: the action that yields `target` (for the command actually
+    sent after a safety layer, and for scripted baselines)."""
+    if desc.action_step > 0:
+        if last_target is None:
+            raise ValueError(f"{desc.name}: delta actions need the last target sent")
+        d = np.asarray(target, dtype=np.float64) - np.asarray(last_target, dtype=np.float64)
+        return np.clip(d / desc.action_step, -1.0, 1.0)
     home, up, down = _scales(desc)
     d = np.asarray(target, dtype=np.float64) - home
     return np.clip(np.where(d >= 0, d / up, d / down), -1.0, 1.0)
+
+
+def _normalize_q(desc: ArmDescription, q: np.ndarray) -> np.ndarray:
+    home, up, down = _scales(desc)
+    return np.where(q >= home, (q - home) / up, (q - home) / down)
 
 
 def sample_goals(desc: ArmDescription, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -265,25 +294,40 @@ def sample_goals(desc: ArmDescription, rng: np.random.Generator, n: int) -> np.n
 
 
 def observe(
-    desc: ArmDescription, q: np.ndarray, qd: np.ndarray, effort: np.ndarray, goal: np.ndarray
+    desc: ArmDescription,
+    q: np.ndarray,
+    qd: np.ndarray,
+    effort: np.ndarray,
+    goal: np.ndarray,
+    recent_targets: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The observation (float32, layout in the module docstring); works on (..., n) batches."""
+    """The observation (float32, layout in the module docstring); works on (..., n) batches.
+
+    recent_targets: (..., H, n) joint targets sent, newest first, H >= desc.command_history
+    (required when the arm's observation holds a command history)."""
     q = np.asarray(q, dtype=np.float64)
-    home, up, down = _scales(desc)
-    qn = np.where(q >= home, (q - home) / up, (q - home) / down)
     tip = forward_kinematics(desc, q)
     goal = np.broadcast_to(np.asarray(goal, dtype=np.float64), tip.shape)
-    return np.concatenate(
-        [
-            qn,
-            np.asarray(qd) / VEL_SCALE,
-            np.asarray(effort) / np.asarray(desc.stall_torque),
-            goal / REACH_SCALE,
-            tip / REACH_SCALE,
-            (goal - tip) / ERR_SCALE,
-        ],
-        axis=-1,
-    ).astype(np.float32)
+    parts = [
+        _normalize_q(desc, q),
+        np.asarray(qd) / VEL_SCALE,
+        np.asarray(effort) / np.asarray(desc.stall_torque),
+        goal / REACH_SCALE,
+        tip / REACH_SCALE,
+        (goal - tip) / ERR_SCALE,
+    ]
+    h = desc.command_history
+    if h:
+        if recent_targets is None:
+            raise ValueError(f"{desc.name}: the observation needs the last {h} targets sent")
+        recent = np.asarray(recent_targets, dtype=np.float64)[..., :h, :]
+        if recent.shape[-2:] != (h, desc.n_joints):
+            raise ValueError(
+                f"{desc.name}: recent_targets must be (..., {h}, {desc.n_joints}), "
+                f"got {recent.shape}"
+            )
+        parts.append(_normalize_q(desc, recent).reshape(*recent.shape[:-2], h * desc.n_joints))
+    return np.concatenate(parts, axis=-1).astype(np.float32)
 
 
 def reward(

@@ -2,7 +2,8 @@
 
 One `ArmBatch` simulates N arms (one randomized MjModel each) at the control rate:
 
-  action in [-1,1]^n --arm.action_to_target--> joint targets --delay line (0-2 steps)-->
+  action in [-1,1]^n --arm.action_to_target (absolute, or a step from the last target)-->
+  joint targets --delay line (0-4 steps)-->
   servo dead band (backlash) on the encoder reading --> position actuators (kp, kv, stall
   torque) --10 x 2 ms physics--> encoder quantization + noise --arm.observe--> obs
 
@@ -23,6 +24,7 @@ joint configuration around home, above the table); the Task fixes the dynamics, 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from xml.etree.ElementTree import ParseError as ET_ParseError
@@ -101,7 +103,8 @@ class ArmBatch:
         self.pool = mujoco.rollout.Rollout(nthread=nthread) if nthread > 1 else None
         self.datas = [mujoco.MjData(m0) for _ in range(max(nthread, 1))]
         self.home = np.asarray(self.desc.home)
-        self.hist = np.empty((self.n, int(self.delay.max()) + 1, self.nu))
+        # sent targets, newest first: the delay line, and the observation's command history
+        self.hist = np.empty((self.n, self._hist_width(), self.nu))
         self.goal = np.zeros((self.n, 3))
         self.prev_action = np.zeros((self.n, self.nu))
         self.q = np.zeros((self.n, self.nu))
@@ -127,12 +130,15 @@ class ArmBatch:
         if len(tasks) != self.n or any(t.dist != self.dist.name for t in tasks):
             raise TaskError(f"set_tasks needs {self.n} tasks of {self.dist.name!r}")
         self._set_task_arrays(tasks)
-        width = int(self.delay.max()) + 1
+        width = self._hist_width()
         if self.hist.shape[1] < width:  # longer latency: older commands repeat the oldest
             pad = np.repeat(self.hist[:, -1:], width - self.hist.shape[1], axis=1)
             self.hist = np.concatenate([self.hist, pad], axis=1)
 
     # -- helpers -------------------------------------------------------------------------
+    def _hist_width(self) -> int:
+        return max(int(self.delay.max()) + 1, self.desc.command_history)
+
     def seed(self, seed: int | None) -> None:
         self.rng = np.random.default_rng(seed)
 
@@ -152,7 +158,8 @@ class ArmBatch:
         q_meas = self._encoder(q + noise * z[0])
         qd_meas = qd + VEL_NOISE_PER_RAD * noise * z[1]
         eff_meas = eff + EFFORT_NOISE_PER_RAD * noise * self.stall[idx] * z[2]
-        return armlib.observe(self.desc, q_meas, qd_meas, eff_meas, self.goal[idx])
+        return armlib.observe(self.desc, q_meas, qd_meas, eff_meas, self.goal[idx],
+                              self.hist[idx])
 
     # -- episode control -----------------------------------------------------------------
     def reset(self, mask: np.ndarray) -> np.ndarray:
@@ -181,7 +188,7 @@ class ArmBatch:
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One control step for all envs: (obs, reward, truncated, tip_error); no autoreset."""
         a = np.clip(np.asarray(actions, dtype=np.float64).reshape(self.n, self.nu), -1.0, 1.0)
-        target = armlib.action_to_target(self.desc, a)
+        target = armlib.action_to_target(self.desc, a, self.hist[:, 0])
         self.hist[:, 1:] = self.hist[:, :-1]
         self.hist[:, 0] = target
         applied = self.hist[np.arange(self.n), self.delay]
@@ -323,7 +330,11 @@ class ArmReachDistribution:
                 f"(servo dynamics), got {self.spec.physics_dt}"
             )
         try:
-            self.arm = armlib.ArmDescription.from_mjcf(self.spec.model)
+            self.arm = dataclasses.replace(
+                armlib.ArmDescription.from_mjcf(self.spec.model),
+                action_step=self.spec.action_step,
+                command_history=self.spec.command_history,
+            )
             nominal = mujoco.MjModel.from_xml_path(self.spec.model)
         except (ValueError, ET_ParseError) as exc:
             raise ConfigError(f"{self.spec.model}: {exc}") from None

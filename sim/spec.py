@@ -10,6 +10,8 @@ A spec file has one [distribution] table and one [[param]] table per randomized 
     physics_dt = 0.002           # s, MuJoCo timestep (<= 2 ms)
     episode_steps = 100          # control steps per episode
     encoder_counts = 4096        # counts/turn of the joint encoders (0: no quantization)
+    action_step = 0.1            # optional, arms: rad per step of delta targets (0: absolute)
+    command_history = 4          # optional, arms: last sent targets in the observation
 
     [[param]]
     name = "actuator_kp"         # unique
@@ -132,6 +134,8 @@ class DistSpec:
     encoder_counts: int
     description: str
     params: tuple[ParamSpec, ...]
+    action_step: float = 0.0
+    command_history: int = 0
 
     @property
     def substeps(self) -> int:
@@ -269,6 +273,14 @@ def load_spec(path: str | Path) -> DistSpec:
     counts = dist.get("encoder_counts", 0)
     if not isinstance(counts, int) or counts < 0:
         raise ConfigError(f"{p}: distribution.encoder_counts must be an integer >= 0")
+    action_step = _num(p, "distribution.action_step", dist.get("action_step", 0.0))
+    if not 0.0 <= action_step <= 1.0:
+        raise ConfigError(
+            f"{p}: distribution.action_step must be 0-1 rad per step, got {action_step}"
+        )
+    history = dist.get("command_history", 0)
+    if not isinstance(history, int) or not 0 <= history <= 16:
+        raise ConfigError(f"{p}: distribution.command_history must be an integer 0-16")
     model = _resolve_model(path, str(dist["model"]))
     if not model.is_file():
         raise ConfigError(f"{p}: distribution.model: no such MJCF {str(model)!r}")
@@ -291,4 +303,6 @@ def load_spec(path: str | Path) -> DistSpec:
         encoder_counts=counts,
         description=str(dist.get("description", "")),
         params=params,
+        action_step=action_step,
+        command_history=history,
     )

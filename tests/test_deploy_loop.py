@@ -154,3 +154,59 @@ def test_head_agents_adapt_between_episodes_on_all_episodes_so_far(rma):
     assert spy.adapt_calls[1]["actions"] == (30, arm.n_joints)
     np.testing.assert_array_equal(np.flatnonzero(spy.adapt_ends), [14, 29])
     assert res[0].adapt == {} and res[1].adapt["steps"] == 15 and res[2].adapt["steps"] == 30
+
+
+class HistorySpy(Spy):
+    """Feeds the shipped (absolute, no-history) agent the observation without the command
+    history, so the deploy side of delta actions and history can be checked on a real run."""
+
+    def __init__(self, agent, base_dim):
+        super().__init__(agent)
+        self.base_dim, self.obs = base_dim, []
+
+    def act(self, obs, **kw):
+        self.obs.append(np.asarray(obs).copy())
+        return super().act(obs[: self.base_dim], **kw)
+
+
+@pytest.mark.timeout(90)
+def test_deploy_delta_actions_and_command_history_use_the_commands_sent(tmp_path, rma):
+    import dataclasses
+
+    from metabot.hardware.cyclelog import read_cyclelog
+    from metabot.hardware.safety import SafetyConfig
+
+    from metabot.deploy.session import open_robot
+
+    base = dl.arm_from_metadata(rma.metadata)
+    arm = dataclasses.replace(base, action_step=0.05, command_history=3)
+    spy = HistorySpy(rma, base.obs_dim)
+    goal = dl.sample_goals(arm, 1, 7)[0]
+    log = tmp_path / "cycles.jsonl"
+    with open_robot("mock://?seed=2&split=test&task_index=1", rma.metadata, watchdog_s=2.0,
+                    handle_signals=False) as robot:
+        robot.enable()
+        dep = dl.Deployment(spy, robot, arm=arm, log_path=str(log),
+                            safety=SafetyConfig(link_timeout_s=2.0, max_step=0.03))
+        (res,) = dep.run([dl.Segment(goal, 25, forget=True)])
+    assert res.steps == 25 and all(o.shape == (arm.obs_dim,) for o in spy.obs)
+    _, records, _ = read_cyclelog(log)
+    # the run's 25 commands, then the one the finished segment holds
+    sent = [np.asarray(r["command"]) for r in records if r["command"] is not None][-26:-1]
+    n = arm.n_joints
+    for j in range(1, 25):
+        # the history is the targets that went on the wire, newest first
+        hist = spy.obs[j][base.obs_dim:].reshape(3, n)
+        newest = sent[j - 1]  # the command sent in the previous run cycle
+        np.testing.assert_allclose(hist[0], armlib.observe(
+            arm, newest, np.zeros(n), np.zeros(n), goal, np.stack([newest] * 3))[:n], atol=1e-6)
+        # each target is a step of at most action_step from the one sent before it
+        want = armlib.action_to_target(arm, spy.actions[j], sent[j - 1])
+        step = np.clip(want, sent[j - 1] - 0.03, sent[j - 1] + 0.03)
+        np.testing.assert_allclose(sent[j], step, atol=1e-6)
+    # the applied action fed back is the delta actually sent, in action units
+    for j in range(1, 24):
+        np.testing.assert_allclose(
+            spy.applied[j], armlib.target_to_action(arm, sent[j], sent[j - 1]), atol=1e-9)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(spy.applied, spy.actions,
+                                                     strict=False)) > 0.01  # clamps seen

@@ -9,7 +9,8 @@ Inside it a small state machine alternates two phases per segment:
   RUN    `steps` control steps toward the segment's goal. Each cycle: the latest state ->
          `metabot.sim.arm.observe` (the same numpy function the training env uses) ->
          `agent.act(obs, reward=previous step's reward, privileged=...)` ->
-         `action_to_target` -> the safety layer -> the wire.
+         `action_to_target` (absolute, or a step from the last target sent) -> the safety
+         layer -> the wire. The observation's command history is the targets actually sent.
 
 Adaptation: context agents (rma, rl2) adapt every step through their history window or
 hidden state; the runtime keeps it. The command the safety layer actually sent is fed back
@@ -287,17 +288,24 @@ class _Machine:
             self.transitions = []
         else:
             self.dep.agent.new_episode()
+        # The targets sent so far, newest first (the observation's command history and the
+        # base of delta actions): the episode starts from the homing target, as in sim.
+        start = self.loop.safety.last_command
+        start = np.asarray(self.target if start is None else start, dtype=np.float64)
+        self.sent = [start.copy() for _ in range(max(self.arm.command_history, 2))]
         self.phase = "run"
 
     def _run_step(self, state, q: np.ndarray, now: float) -> np.ndarray:
         seg = self.segments[self.seg]
         agent, arm = self.dep.agent, self.arm
         goal = np.asarray(seg.goal, dtype=np.float64)
+        if self.j > 0:  # the command the safety layer actually sent last cycle
+            self.sent = [np.asarray(self.loop.safety.last_command, np.float64), *self.sent[:-1]]
         # One forward kinematics per cycle: the observation holds (goal - tip) / ERR_SCALE.
-        obs = armlib.observe(arm, q, state.velocities, state.efforts, goal)
+        obs = armlib.observe(arm, q, state.velocities, state.efforts, goal, np.stack(self.sent))
         if self.j > 0:
             # the previous step's outcome: reward and tip error from the state it produced
-            applied = armlib.target_to_action(arm, self.loop.safety.last_command)
+            applied = armlib.target_to_action(arm, self.sent[0], self.sent[1])
             err = float(np.linalg.norm(obs[self.err_slice].astype(np.float64))) * armlib.ERR_SCALE
             r = float(armlib.reward_from_error(err, applied, self.prev_applied))
             self.errs.append(err)
@@ -325,7 +333,7 @@ class _Machine:
         self.act_s.append(time.perf_counter() - t0)
         self.cycle_t.append(now)
         self.obs_log.append(obs)
-        self.target = armlib.action_to_target(arm, action)
+        self.target = armlib.action_to_target(arm, action, self.sent[0])
         self.j += 1
         return self.target.copy()
 

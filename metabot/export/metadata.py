@@ -43,6 +43,10 @@ def arm_observation_layout(arm: Any) -> list[dict[str, Any]]:
         ("tip", 3, "m", "fk(q)_xyz / scale", arm_mod.REACH_SCALE),
         ("goal_minus_tip", 3, "m", "(goal - fk(q)) / scale", arm_mod.ERR_SCALE),
     ]  # fmt: skip
+    if arm.command_history:
+        parts.append(("sent_targets", arm.command_history * n, "rad",
+                      f"last {arm.command_history} joint targets sent, newest first, each "
+                      "scaled like joint_pos", None))  # fmt: skip
     layout, start = [], 0
     for name, size, unit, transform, scale in parts:
         entry = {"name": name, "start": start, "size": size, "unit": unit, "transform": transform}
@@ -90,7 +94,14 @@ def action_section(agent: Any, arm: Any | None) -> dict[str, Any]:
         "high": [1.0] * act_dim,
         "clipped": True,
     }
-    if arm is not None:
+    if arm is not None and arm.action_step > 0:
+        section.update(
+            meaning="delta joint position target: clip(last target sent + action * step,"
+            " lower, upper) (metabot.sim.arm.action_to_target)",
+            step=float(arm.action_step),
+            joints=list(arm.joints),
+        )
+    elif arm is not None:
         home = [float(v) for v in arm.home]
         section.update(
             meaning="absolute joint position target: 0 -> home, +1 -> upper limit,"
