@@ -97,3 +97,19 @@ def test_env_integrates_delta_actions_and_observes_the_history(tmp_path):
 def test_spec_rejects_bad_delta_settings(tmp_path, step, history, match):
     with pytest.raises(ConfigError, match=match):
         spec.load_spec(_delta_spec(tmp_path, step, history))
+
+
+def test_artifact_metadata_names_the_delta_mode_and_the_history(tmp_path):
+    pytest.importorskip("torch")
+    from metabot.algos.agents import MLPAgent
+    from metabot.export.metadata import build_metadata
+    from metabot.runtime.robot import arm_from_metadata
+
+    dist = tasks.from_spec(_delta_spec(tmp_path))
+    agent = MLPAgent(dist.obs_dim, dist.act_dim, dist.oracle_dim)
+    meta = build_metadata(agent, {"tasks": dist.name, "run_id": "r", "config_digest": "d"}, dist)
+    assert meta["action"]["mode"] == "delta" and meta["action"]["step"] == 0.1
+    last = meta["observation"]["layout"][-1]
+    assert last["name"] == "sent_targets" and last["start"] + last["size"] == dist.obs_dim
+    arm_back = arm_from_metadata(meta)  # the deploy side rebuilds the same action mapping
+    assert (arm_back.action_step, arm_back.command_history) == (0.1, 3)

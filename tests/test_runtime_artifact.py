@@ -114,6 +114,14 @@ def test_schema_violation_with_valid_digest(rma_artifact, tmp_path):
         load(bad)
 
 
+def test_unknown_action_mode_is_refused(rma_artifact, tmp_path):
+    # a robot must never run actions whose meaning the runtime does not know
+    bad = _edit_metadata(rma_artifact, tmp_path / "m.onnx",
+                         lambda d: d["action"].update(mode="velocity"), redigest=True)
+    with pytest.raises(ArtifactError, match="mode"):
+        load(bad)
+
+
 def test_metadata_lies_about_shapes(rma_artifact, tmp_path):
     def edit(d):
         d["state"][0]["shape"][1] += 1

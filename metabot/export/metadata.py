@@ -96,6 +96,7 @@ def action_section(agent: Any, arm: Any | None) -> dict[str, Any]:
     }
     if arm is not None and arm.action_step > 0:
         section.update(
+            mode="delta",
             meaning="delta joint position target: clip(last target sent + action * step,"
             " lower, upper) (metabot.sim.arm.action_to_target)",
             step=float(arm.action_step),
@@ -104,6 +105,7 @@ def action_section(agent: Any, arm: Any | None) -> dict[str, Any]:
     elif arm is not None:
         home = [float(v) for v in arm.home]
         section.update(
+            mode="absolute",
             meaning="absolute joint position target: 0 -> home, +1 -> upper limit,"
             " -1 -> lower limit, piecewise linear (metabot.sim.arm.action_to_target)",
             offset=home,

@@ -74,6 +74,8 @@ SCHEMA: dict[str, Any] = _obj(
                 "scale": _NUMS,
                 "offset": _NUMS,
                 "meaning": _STR,
+                # arm targets: absolute about home, or a step from the last target sent
+                "mode": {"enum": ["absolute", "delta"]},
             },
             required=["dim", "space", "low", "high"],
         ),
