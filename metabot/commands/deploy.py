@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-step", type=float, default=None, metavar="RAD",
                         help="safety layer: largest change of a joint target per control "
                              "cycle (default: the robot's velocity limit x period)")
+    parser.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the control loop at SCHED_FIFO priority where allowed "
+                        "(default on)")
     parser.add_argument("--home-speed", type=float, default=1.0, metavar="RAD_S",
                         help="joint speed of the moves back to the home pose (default 1.0)")
 
@@ -44,7 +47,7 @@ def run(args) -> int:
         seed=args.seed, baudrate=args.baud,
         link_timeout_s=args.link_timeout or session.LINK_TIMEOUT_S,
         watchdog_s=args.watchdog or session.WATCHDOG_S, home_speed=args.home_speed,
-        max_step=args.max_step,
+        max_step=args.max_step, realtime=args.realtime,
         console=console,
     )  # fmt: skip
     _print_summary(console, rep)

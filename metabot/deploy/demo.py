@@ -157,6 +157,11 @@ def _run_job_inner(job: Job, progress_q: Any, reporter: Any) -> dict[str, Any]:
     # (a robot controller) above batch work, so other jobs on a small machine do not starve
     # the 50 Hz loop. Reported; without permission both stay at the default.
     out["priority"] = {"host": -5 if raise_priority(-5) else 0}
+    # The mock (the emulated MCU) runs at SCHED_FIFO 40; the host's control loop must be
+    # scheduled at least as urgently, or it waits behind the mocks' physics on 2 cores.
+    from metabot.hardware.realtime import enable_realtime
+
+    out["priority"]["host_scheduler"] = enable_realtime()
     with MockProcess(split=job.split, seed=job.seed, task_index=job.task_index,
                      extra_args=("--state-rate", str(STATE_RATE_HZ)),
                      priority=MOCK_NICE) as mock:

@@ -102,12 +102,17 @@ def deploy(
     watchdog_s: float = WATCHDOG_S,
     home_speed: float = 1.0,
     max_step: float | None = None,
+    realtime: bool = True,
     console: Any = None,
 ) -> dict[str, Any]:
     """Run `episodes` episodes of the agent on the robot with online adaptation; write
-    report.json, adaptation_curve.png and cycles.jsonl into `out_dir`; return the report."""
+    report.json, adaptation_curve.png and cycles.jsonl into `out_dir`; return the report.
+
+    realtime: ask for SCHED_FIFO before any thread starts (a robot controller should not
+    wait behind batch work); where that is not allowed it runs as it is and says so."""
     from metabot import runtime
     from metabot.deploy import report
+    from metabot.hardware.realtime import current_policy, enable_realtime
     from metabot.hardware.safety import SafetyConfig
 
     if episodes < 1:
@@ -131,6 +136,7 @@ def deploy(
         Segment(goals[i], n_steps, forget=(i == 0), tag=f"episode {i + 1}")
         for i in range(episodes)
     ]
+    scheduler = enable_realtime() if realtime else current_policy()
     t_start = time.time()
     with open_robot(robot_url, meta, baudrate=baudrate, watchdog_s=watchdog_s) as robot:
         robot.enable()
@@ -166,7 +172,7 @@ def deploy(
         "return": [e["return"] for e in eps],
         "final_tip_error_mm": [e["final_tip_error_mm"] for e in eps],
         "adaptation_latency": report.percentiles_us(act_s),
-        "loop": loop_stats,
+        "loop": {**loop_stats, "scheduler": scheduler},
         "link": link,
         "files": {
             "report": str(out / "report.json"),
