@@ -3,7 +3,7 @@
 One `ArmBatch` simulates N arms (one randomized MjModel each) at the control rate:
 
   action in [-1,1]^n --arm.action_to_target (absolute, or a step from the last target)-->
-  joint targets --delay line (0-4 steps)-->
+  joint targets --delay line (the task's latency, in control steps)-->
   servo dead band (backlash) on the encoder reading --> position actuators (kp, kv, stall
   torque) --10 x 2 ms physics--> encoder quantization + noise --arm.observe--> obs
 
