@@ -1,7 +1,7 @@
 """Training benchmark: train (or resume) a run, then measure its returns after k episodes
 of exploration on held-out tasks, and write a JSON under bench/.
 
-    nice -n 10 python -m metabot.evaluation.bench_train --algo rl2 --tasks cheetah-vel \
+    python -m metabot.evaluation.bench_train --algo rl2 --tasks cheetah-vel \
         --steps 300000 --out runs/bench/cheetah-vel-rl2 --json bench/rl2_cheetah_vel_train.json
 
 No baselines are trained (unlike `metabot eval`): the number reported is the raw return of
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -79,9 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         "final_episode_return_after_2": returns.get("2", {}).get("mean"),
         "train_wall_s_this_invocation": round(train_wall, 1),
         "published": PUBLISHED.get(info["tasks"]),
-        "command": "nice -n 10 python -m metabot.evaluation.bench_train " + " ".join(
+        "command": "python -m metabot.evaluation.bench_train " + " ".join(
             sys.argv[1:] if argv is None else argv),
-        "machine": {"python": platform.python_version(), "cpus_shared": True},
+        # measured, so a number taken beside other jobs says so
+        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+                    "loadavg_at_end": list(os.getloadavg())},
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
