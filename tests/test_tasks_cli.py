@@ -65,7 +65,7 @@ def test_spec_file_through_the_cli(tmp_path):
     r = _cli("tasks", "sample", str(good), "--n", "2")
     assert r.returncode == 0 and len(json.loads(r.stdout)) == 2
     bad = tmp_path / "bad.toml"
-    bad.write_text(good.read_text().replace("range = [0.0, 0.15]", "range = [0.15, 0.0]"))
+    bad.write_text(good.read_text().replace("range = [0.0, 0.3]", "range = [0.15, 0.0]"))
     r = _cli("tasks", "sample", str(bad))
     lines = r.stderr.strip().splitlines()
     assert r.returncode != 0 and len(lines) == 1 and "lo 0.15 > hi 0.0" in lines[0]
