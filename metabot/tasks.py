@@ -7,6 +7,7 @@ and the vector env's autoreset convention.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -45,4 +46,11 @@ def get(name: str) -> TaskDistribution:
     return _get(name)
 
 
-__all__ = ["SPLITS", "Task", "TaskDistribution", "from_spec", "get", "names"]
+def label(name: str) -> str:
+    """A short, path-safe label for a distribution name or a spec path (its file stem), for
+    run ids and cache folders: an absolute spec path must not become a path there."""
+    name = str(name)
+    return Path(name).stem if name.endswith(".toml") else name
+
+
+__all__ = ["SPLITS", "Task", "TaskDistribution", "from_spec", "get", "label", "names"]

@@ -158,3 +158,13 @@ def test_foreign_or_incomplete_task_is_a_task_error():
             dist.make_env(bad)
         with pytest.raises(TaskError, match=msg):
             dist.oracle_features(bad)
+
+
+def test_spec_paths_get_a_path_safe_label_for_run_ids_and_caches(tmp_path):
+    from metabot.evaluation.baselines import baseline_dir
+
+    assert tasks.label("arm6-reach") == "arm6-reach"
+    assert tasks.label("/some/where/my_arm.toml") == "my_arm"
+    # an absolute spec path must not escape the baseline cache root
+    d = baseline_dir(tmp_path, "/some/where/my_arm.toml", "dr", 0)
+    assert d == tmp_path / "my_arm" / "dr-seed0"

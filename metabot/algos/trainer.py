@@ -67,7 +67,9 @@ def resolve_config(
         raise ConfigError(f"config key 'seed' must be an integer, got {seed!r}")
     body = {"algo": algo, "tasks": tasks, "seed": seed, "steps": steps, "params": to_dict(params)}
     d = digest(body)
-    return {**body, "digest": d, "run_id": f"{tasks}-{algo}-seed{seed}-{d[:8]}"}
+    from metabot.tasks import label
+
+    return {**body, "digest": d, "run_id": f"{label(tasks)}-{algo}-seed{seed}-{d[:8]}"}
 
 
 class _Logger:

@@ -13,7 +13,9 @@ DEFAULT_ROOT = Path("runs") / "baselines"
 
 
 def baseline_dir(root: str | Path, tasks: str, algo: str, seed: int) -> Path:
-    return Path(root) / tasks / f"{algo}-seed{seed}"
+    from metabot.tasks import label
+
+    return Path(root) / label(tasks) / f"{algo}-seed{seed}"
 
 
 def find_or_train(
