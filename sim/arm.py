@@ -243,6 +243,13 @@ def _scales(desc: ArmDescription) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return home, up, down
 
 
+def _normalize_q(desc: ArmDescription, q: np.ndarray) -> np.ndarray:
+    """Joint positions (or targets) in action units of absolute mode: home 0, limits +-1."""
+    home, up, down = _scales(desc)
+    q = np.asarray(q, dtype=np.float64)
+    return np.where(q >= home, (q - home) / up, (q - home) / down)
+
+
 def action_to_target(
     desc: ArmDescription, action: np.ndarray, last_target: np.ndarray | None = None
 ) -> np.ndarray:
@@ -269,14 +276,7 @@ def target_to_action(
             raise ValueError(f"{desc.name}: delta actions need the last target sent")
         d = np.asarray(target, dtype=np.float64) - np.asarray(last_target, dtype=np.float64)
         return np.clip(d / desc.action_step, -1.0, 1.0)
-    home, up, down = _scales(desc)
-    d = np.asarray(target, dtype=np.float64) - home
-    return np.clip(np.where(d >= 0, d / up, d / down), -1.0, 1.0)
-
-
-def _normalize_q(desc: ArmDescription, q: np.ndarray) -> np.ndarray:
-    home, up, down = _scales(desc)
-    return np.where(q >= home, (q - home) / up, (q - home) / down)
+    return np.clip(_normalize_q(desc, target), -1.0, 1.0)
 
 
 def sample_goals(desc: ArmDescription, rng: np.random.Generator, n: int) -> np.ndarray:
