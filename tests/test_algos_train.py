@@ -93,3 +93,19 @@ def test_existing_run_is_never_overwritten_and_corrupt_checkpoint_is_refused(tmp
     for name, data in before.items():
         if name not in ("checkpoint.pt", "log.csv"):
             assert (run / name).read_bytes() == data
+
+
+def test_time_budget_stops_after_one_iteration_and_the_run_resumes(tmp_path, capsys):
+    steps = 8 * 40 * 4
+    code = main(["train", "--algo", "dr", "--tasks", "toy-reach", "--out", str(tmp_path / "r"),
+                 "--steps", str(steps), "--set", "num_envs=8", "--set", "hidden=[8]",
+                 "--max-minutes", "1e-9", "--no-progress"])
+    status = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert code == 0 and "budget" in capsys.readouterr().out
+    assert status["stopped"] == "time budget" and status["finished"] is False
+    assert 0 < status["env_steps"] < steps and (tmp_path / "r" / "agent.pt").is_file()
+    train("dr", "toy-reach", tmp_path / "r", resume=True, progress=False)
+    status = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert status["finished"] is True and "stopped" not in status
+    with pytest.raises(ConfigError, match="max-minutes"):
+        train("dr", "toy-reach", tmp_path / "s", steps=steps, max_minutes=0, progress=False)

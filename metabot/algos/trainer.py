@@ -158,12 +158,18 @@ def train(
     progress: bool = True,
     checkpoint_every_s: float = 60.0,
     stop_after_iterations: int | None = None,
+    max_minutes: float | None = None,
 ) -> Path:
     """Train `algo` on distribution `tasks` into run directory `out`; return `out`.
 
+    `max_minutes` is a wall-clock budget for this session: after the iteration that
+    crosses it the run checkpoints and stops (run.json: ``stopped: "time budget"``), so a
+    "trained within N minutes" result is the run's own record, resumable with --resume.
     `stop_after_iterations` ends the process early after checkpointing, as a kill would
     (used by the resume-equivalence test).
     """
+    if max_minutes is not None and not max_minutes > 0:
+        raise ConfigError(f"--max-minutes must be positive, got {max_minutes!r}")
     import torch
 
     torch.set_num_threads(1)  # determinism across machines and fair sharing of cores
@@ -203,7 +209,7 @@ def train(
         bar = tqdm(total=total, initial=min(algorithm.env_steps, total), unit="step",
                    desc=f"{cfg['algo']} {cfg['tasks']}", dynamic_ncols=True)
 
-    def checkpoint() -> None:
+    def checkpoint(stopped: str | None = None) -> None:
         torch_save_atomic(out / "checkpoint.pt", {
             "format": CHECKPOINT_FORMAT, "config_digest": cfg["digest"],
             "state": algorithm.state_dict(),
@@ -214,6 +220,7 @@ def train(
             "run_id": cfg["run_id"], "env_steps": algorithm.env_steps,
             "iterations": algorithm.iteration, "finished": algorithm.env_steps >= total,
             "wall_s_last_session": round(time.time() - started, 1),
+            **({"stopped": stopped} if stopped else {}),
         })
 
     iterations_this_session = 0
@@ -232,6 +239,9 @@ def train(
             iterations_this_session += 1
             if stop_after_iterations and iterations_this_session >= stop_after_iterations:
                 checkpoint()
+                return out
+            if max_minutes is not None and time.time() - started >= 60.0 * max_minutes:
+                checkpoint(stopped="time budget")
                 return out
             if time.time() - last_ckpt >= checkpoint_every_s:
                 checkpoint()

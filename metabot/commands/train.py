@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override one hyper-parameter (VALUE parsed as JSON, else a string)",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, metavar="M",
+        help="wall-clock budget: checkpoint and stop after the iteration that crosses it",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -50,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
     out = train(
         args.algo, args.tasks or "", args.out, seed=args.seed, steps=args.steps,
         config_file=args.config, overrides=_overrides(args.set), resume=args.resume,
-        progress=not args.no_progress,
+        progress=not args.no_progress, max_minutes=args.max_minutes,
     )
+    status = json.loads((out / "run.json").read_text())
+    if status.get("stopped"):
+        print(f"stopped at the {args.max_minutes:g}-minute budget after "
+              f"{status['env_steps']:,} env steps; continue with --resume")
     print(f"trained: {out} (agent.pt, config.json, log.csv, tb/)")
     return 0
