@@ -9,7 +9,7 @@ DIR/arm6-reach-{rma,dr,oracle}.onnx (default: metabot/agents/, the shipped files
 Every artifact records the digest of its config (metadata.training.config_digest), and
 tests/test_deploy_agents.py checks that the shipped ones match the committed config, so
 anyone can rebuild them. The three trainings run side by side (`--jobs`, default 3): on
-2 cores that takes about 4 minutes on a quiet machine (measured; far longer when other jobs
+2 cores that takes about 41 minutes on a quiet machine (measured; far longer when other jobs
 share the cores). `metabot demo --from-scratch` calls `build`.
 
 Needs the `train` and `sim` extras (torch, mujoco): this is the training-machine side.
