@@ -48,6 +48,29 @@ def test_killed_and_resumed_run_ends_with_identical_weights(tmp_path, algo, over
     assert status["finished"] and status["env_steps"] >= steps
 
 
+def test_extended_run_equals_a_run_started_with_the_larger_budget(tmp_path):
+    kw = dict(overrides={**SMALL, "hidden": [32, 32]}, progress=False, seed=2)
+    per_iter = 8 * 40
+    longer = train("dr", "toy-reach", tmp_path / "long", steps=per_iter * 4, **kw)
+    short = train("dr", "toy-reach", tmp_path / "short", steps=per_iter * 2, **kw)
+    assert not _same(_weights(longer), _weights(short))
+    train("dr", "toy-reach", short, steps=per_iter * 4, resume=True, progress=False)
+    assert _same(_weights(longer), _weights(short))
+    cfg = json.loads((short / "config.json").read_text())
+    assert cfg["steps"] == per_iter * 4 and len(cfg["extended_from"]) == 1
+    train("dr", "toy-reach", short, resume=True, progress=False)  # resumes under the new config
+
+
+def test_budget_cannot_shrink_or_extend_a_budget_shaped_run(tmp_path):
+    run = train("rma", "toy-reach", tmp_path / "rma", seed=0, steps=8 * 40 * 2,
+                overrides=RMA_SMALL, progress=False)
+    before = (run / "config.json").read_text()
+    with pytest.raises(ConfigError, match="phase switch"):
+        train("rma", "toy-reach", run, steps=8 * 40 * 4, resume=True, progress=False)
+    with pytest.raises(ConfigError, match="only grow"):
+        train("rma", "toy-reach", run, steps=8 * 40, resume=True, progress=False)
+    assert (run / "config.json").read_text() == before
+
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="'lr'"):
         resolve_config("dr", "toy-reach", 0, 1000, overrides={"lr": "fast"})
@@ -77,6 +100,8 @@ def test_cli_bad_input_exits_nonzero_and_writes_nothing(tmp_path, capsys):
     assert main(["train", "--algo", "dr", "--tasks", "toy-reach", "--out", str(out),
                  "--set", "lr=\"x\""]) == 2
     assert "'lr'" in capsys.readouterr().err
+    assert main(["train", "--tasks", "toy-reach", "--out", str(out)]) == 2
+    assert "--algo and --tasks are required" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -90,6 +115,8 @@ def test_existing_run_is_never_overwritten_and_corrupt_checkpoint_is_refused(tmp
     code = main(["train", "--algo", "dr", "--out", str(run), "--resume", "--no-progress"])
     assert code == 2 and "corrupt" in capsys.readouterr().err
     assert (run / "checkpoint.pt").read_bytes() == b"\x00corrupt"
+    assert main(["train", "--algo", "rma", "--out", str(run), "--resume"]) == 2
+    assert "is a dr run" in capsys.readouterr().err
     for name, data in before.items():
         if name not in ("checkpoint.pt", "log.csv"):
             assert (run / name).read_bytes() == data

@@ -39,6 +39,13 @@ class Algorithm(ABC):
         self.np_rng = np.random.Generator(np.random.PCG64(self.seed))
         self.torch_gen = torch.Generator().manual_seed(self.seed)
 
+    def budget_shapes_training(self) -> bool:
+        """Whether the total step budget changes what an iteration does (a learning-rate
+        schedule, a phase switch). Only a run for which it does not can be extended with
+        ``metabot train --resume --steps N``: the extended run then equals one started with
+        N. Conservative default: it does."""
+        return True
+
     @abstractmethod
     def train_iteration(self) -> dict[str, float]:
         """Collect experience and update once; advance `iteration` and `env_steps`.

@@ -165,6 +165,9 @@ class _MLPBaseline(FeedForwardPPO):
     def train_iteration(self) -> dict[str, float]:
         return self.ppo_iteration()
 
+    def budget_shapes_training(self) -> bool:
+        return self.config.anneal_lr
+
     def final_agent(self) -> Agent:
         return self.agent
 

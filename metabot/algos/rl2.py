@@ -66,6 +66,9 @@ class RL2(Algorithm):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"optimizer": self.optimizer}
 
+    def budget_shapes_training(self) -> bool:
+        return self.config.anneal_lr
+
     def final_agent(self) -> Agent:
         return self.agent
 

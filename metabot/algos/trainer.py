@@ -26,7 +26,7 @@ from metabot.algos.runs import (
 )
 from metabot.errors import CheckpointError, ConfigError
 
-_TOP_KEYS = {"algo", "tasks", "seed", "steps", "params", "digest", "run_id"}
+_TOP_KEYS = {"algo", "tasks", "seed", "steps", "params", "digest", "run_id", "extended_from"}
 
 
 def resolve_config(
@@ -122,6 +122,31 @@ class _Logger:
             self.tb.close()
 
 
+def _extended_config(cfg: dict[str, Any], steps: int) -> dict[str, Any]:
+    """The config of a run whose budget grows to `steps` (``--resume --steps N``).
+
+    Allowed only upward and only for algorithms whose iterations do not depend on the
+    budget, so the extended run is the run that would have been started with N steps. The
+    old digests stay in ``extended_from``: the checkpoint written under them still loads.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= cfg["steps"]:
+        raise ConfigError(
+            f"--steps {steps!r} with --resume must exceed the run's {cfg['steps']} "
+            "(a run's budget can only grow)"
+        )
+    probe = build_algorithm(cfg)
+    if probe.budget_shapes_training():
+        raise ConfigError(
+            f"--steps {steps} differs from the run's {cfg['steps']}, and {cfg['algo']} with "
+            "this config uses its budget (a schedule or a phase switch), so it cannot be "
+            "extended; start a new run"
+        )
+    body = {k: v for k, v in cfg.items() if k not in ("digest", "run_id")}
+    body["steps"] = steps
+    body["extended_from"] = [*cfg.get("extended_from", []), cfg["digest"]]
+    return {**body, "digest": digest(body), "run_id": cfg["run_id"]}
+
+
 def get_distribution(name: str) -> Any:
     """A task distribution by name: the task library's, or the built-in toy fixture."""
     from metabot.algos import toy
@@ -176,13 +201,16 @@ def train(
     out = Path(out)
     if resume:
         cfg = read_run_config(out)
+        if algo and algo != cfg["algo"]:
+            raise ConfigError(f"{out} is a {cfg['algo']} run, not {algo}")
+        accepted = {cfg["digest"], *cfg.get("extended_from", [])}
         if steps is not None and steps != cfg["steps"]:
-            raise ConfigError(f"--steps {steps} differs from the run's {cfg['steps']}")
+            cfg = _extended_config(cfg, steps)
         algorithm = build_algorithm(cfg)
         ckpt_path = out / "checkpoint.pt"
         if ckpt_path.is_file():
             ckpt = torch_load(ckpt_path, CHECKPOINT_FORMAT)
-            if ckpt.get("config_digest") != cfg["digest"]:
+            if ckpt.get("config_digest") not in accepted:
                 raise CheckpointError(f"{ckpt_path} belongs to another config")
             try:
                 algorithm.load_state_dict(ckpt["state"])
@@ -196,7 +224,7 @@ def train(
             )
         algorithm = build_algorithm(cfg)  # fails on an unknown task before anything is written
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", cfg)
+    atomic_write_json(out / "config.json", cfg)  # (a resumed run's, rewritten if extended)
 
     logger = _Logger(out, resume_at=algorithm.env_steps if resume else None)
     total = cfg["steps"]

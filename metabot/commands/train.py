@@ -7,11 +7,12 @@ import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--algo", required=True, help="rl2 | rma | dr | oracle | ... ")
+    parser.add_argument("--algo", help="rl2 | rma | dr | oracle | ... (not needed with --resume)")
     parser.add_argument("--tasks", help="task distribution name (e.g. arm6-reach)")
     parser.add_argument("--out", required=True, help="run directory (must be new unless --resume)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=None, help="environment steps budget")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="environment steps budget (with --resume: grow the run's budget)")
     parser.add_argument("--config", default=None, help="JSON file of hyper-parameters")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
@@ -49,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
         from metabot.errors import MissingExtraError
 
         raise MissingExtraError("training", "train") from exc
-    if not args.resume and not args.tasks:
-        raise ConfigError("--tasks is required (unless --resume)")
+    if not args.resume and not (args.algo and args.tasks):
+        raise ConfigError("--algo and --tasks are required (unless --resume)")
     out = train(
-        args.algo, args.tasks or "", args.out, seed=args.seed, steps=args.steps,
+        args.algo or "", args.tasks or "", args.out, seed=args.seed, steps=args.steps,
         config_file=args.config, overrides=_overrides(args.set), resume=args.resume,
         progress=not args.no_progress, max_minutes=args.max_minutes,
     )
