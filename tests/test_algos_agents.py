@@ -16,6 +16,7 @@ def _agents():
         MLPAgent(O, A, P, algo="dr", hidden=[16, 16]),
         MLPAgent(O, A, P, algo="oracle", use_privileged=True, hidden=[16, 16]),
         RL2Agent(O, A, P, hidden_size=8, head=[8]),
+        RL2Agent(O, A, P, hidden_size=8, head=[8], obs_skip=True, task_head=True),
         RMAAgent(O, A, P, hidden=[16], history_len=12, adapt_channels=4),
     ]
 
@@ -49,6 +50,19 @@ def test_forward_contract_shapes_clip_and_trace(agent):
     assert (d["obs_dim"], d["act_dim"], d["privileged_dim"]) == (O, A, P)
 
 
+def test_rl2_task_head_is_training_only():
+    """The auxiliary task head reads the GRU state, never changes the action."""
+    agent = _randomize(RL2Agent(O, A, P, hidden_size=8, head=[8], task_head=True)).eval()
+    x = [torch.randn(2, O), torch.randn(2, A), torch.randn(2, 1), torch.zeros(2, 1),
+         torch.zeros(2, P), torch.zeros(2, 8)]
+    before = agent(*x)[0]
+    feats, _ = agent.sequence(*(t[None] for t in x[:4]), x[5])
+    assert agent.task_prediction(feats).shape == (1, 2, P)
+    with torch.no_grad():
+        agent.task_head.weight.add_(1.0)
+    torch.testing.assert_close(agent(*x)[0], before)
+
+
 def test_oracle_reads_privileged_and_dr_ignores_it():
     dr, oracle = (_randomize(a).eval() for a in _agents()[:2])
     x = list(dr.example_inputs(2))
@@ -59,8 +73,9 @@ def test_oracle_reads_privileged_and_dr_ignores_it():
         assert (not torch.equal(a1, a2)) == should_change
 
 
-def test_rl2_hidden_carries_across_episode_boundary_and_matches_sequence():
-    agent = _randomize(RL2Agent(O, A, P, hidden_size=8, head=[8])).eval()
+@pytest.mark.parametrize("obs_skip", [False, True])
+def test_rl2_hidden_carries_across_episode_boundary_and_matches_sequence(obs_skip):
+    agent = _randomize(RL2Agent(O, A, P, hidden_size=8, head=[8], obs_skip=obs_skip)).eval()
     g = torch.Generator().manual_seed(3)
     T, B = 6, 2
     obs = torch.randn(T, B, O, generator=g)

@@ -136,3 +136,17 @@ def test_time_budget_stops_after_one_iteration_and_the_run_resumes(tmp_path, cap
     assert status["finished"] is True and "stopped" not in status
     with pytest.raises(ConfigError, match="max-minutes"):
         train("dr", "toy-reach", tmp_path / "s", steps=steps, max_minutes=0, progress=False)
+
+
+def test_rl2_task_inference_loss_is_logged_and_shapes_the_gru(tmp_path):
+    kw = dict(steps=8 * 40 * 2 * 2, seed=0, progress=False)
+    plain = train("rl2", "toy-reach", tmp_path / "plain", overrides={**RL2_SMALL, "obs_skip": True},
+                  **kw)
+    aux = train("rl2", "toy-reach", tmp_path / "aux",
+                overrides={**RL2_SMALL, "obs_skip": True, "aux_task_coef": 1.0}, **kw)
+    log = (aux / "log.csv").read_text().splitlines()
+    assert "aux_loss" in log[0] and "aux_loss" not in (plain / "log.csv").read_text()
+    gru = "gru.weight_hh_l0"
+    assert not torch.equal(_weights(plain)[gru], _weights(aux)[gru])
+    with pytest.raises(ConfigError, match="aux_task_coef"):
+        resolve_config("rl2", "toy-reach", 0, 1000, overrides={"aux_task_coef": -1.0})

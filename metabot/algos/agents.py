@@ -173,23 +173,33 @@ class RL2Agent(Agent):
         head: tuple[int, ...] | list[int] = (128,),
         critic_privileged: bool = True,
         init_log_std: float = -0.5,
+        obs_skip: bool = False,
+        task_head: bool = False,
     ):
         head = list(head)
         super().__init__(
             obs_dim, act_dim, privileged_dim, hidden_size=hidden_size, head=head,
             critic_privileged=critic_privileged, init_log_std=init_log_std,
+            obs_skip=obs_skip, task_head=task_head,
         )
         self.hidden_size = int(hidden_size)
         self.critic_privileged = bool(critic_privileged and privileged_dim > 0)
+        # obs_skip: the heads also see the current observation, so the GRU need only carry
+        # what memory adds (the dynamics), not relay the state it was just given.
+        self.obs_skip = bool(obs_skip)
         self.obs_norm = RunningNorm(obs_dim)
         self.rew_norm = RunningNorm(1)
         self.priv_norm = RunningNorm(max(privileged_dim, 1))
         self.value_norm = RunningNorm(1)
         self.gru = nn.GRU(obs_dim + act_dim + 2, hidden_size)
-        self.actor = mlp([hidden_size, *head, act_dim], out_gain=0.01)
-        critic_in = hidden_size + (privileged_dim if self.critic_privileged else 0)
+        feat = hidden_size + (obs_dim if self.obs_skip else 0)
+        self.actor = mlp([feat, *head, act_dim], out_gain=0.01)
+        critic_in = feat + (privileged_dim if self.critic_privileged else 0)
         self.critic = mlp([critic_in, *head, 1], out_gain=1.0)
         self.log_std = _gaussian_head(act_dim, init_log_std)
+        # task_head: a linear read-out of the normalized dynamics features from the GRU
+        # state, trained only as an auxiliary loss (task inference); inference never uses it.
+        self.task_head = nn.Linear(hidden_size, privileged_dim) if task_head else None
 
     @property
     def state_shapes(self) -> list[tuple[int, ...]]:
@@ -200,10 +210,17 @@ class RL2Agent(Agent):
         prev_reward = self.rew_norm(prev_reward) * (1.0 - first)
         return torch.cat([self.obs_norm(obs), prev_action, prev_reward, first], -1)
 
+    def _features(self, gru_out, obs):
+        return torch.cat([gru_out, self.obs_norm(obs)], -1) if self.obs_skip else gru_out
+
     def sequence(self, obs, prev_action, prev_reward, first, h0):
-        """Run the GRU over [T,B,*] inputs from state h0[B,H]: features [T,B,H], hT."""
+        """Run the GRU over [T,B,*] inputs from state h0[B,H]: head features [T,B,F], hT."""
         out, h = self.gru(self._inputs(obs, prev_action, prev_reward, first), h0.unsqueeze(0))
-        return out, h.squeeze(0)
+        return self._features(out, obs), h.squeeze(0)
+
+    def task_prediction(self, features):
+        """The task head's estimate of the normalized dynamics features (training only)."""
+        return self.task_head(features[..., : self.hidden_size])
 
     def value_from_features(self, features, privileged):
         if self.critic_privileged:
@@ -213,7 +230,7 @@ class RL2Agent(Agent):
     def forward(self, obs, prev_action, prev_reward, first, privileged, hidden):  # noqa: D102
         x = self._inputs(obs, prev_action, prev_reward, first).unsqueeze(0)
         out, h = self.gru(x, hidden.unsqueeze(0))
-        action = torch.clamp(self.actor(out.squeeze(0)), -1.0, 1.0)
+        action = torch.clamp(self.actor(self._features(out.squeeze(0), obs)), -1.0, 1.0)
         return action, h.squeeze(0)
 
 

@@ -142,7 +142,8 @@ def ppo_update(
     """Epochs x minibatches of PPO over `n_items` independent items.
 
     An item is one transition (feed-forward agents) or one whole sequence (recurrent
-    agents). `evaluate(idx)` returns (new_log_prob, entropy, new_value) for those items;
+    agents). `evaluate(idx)` returns (new_log_prob, entropy, new_value) for those items,
+    optionally a fourth term: an auxiliary loss added as is (logged as `aux_loss`).
     `batch` holds old_log_prob, advantages, old_value, returns indexed by item on dim 0.
     Stops early when the approximate KL exceeds `cfg.target_kl`.
     """
@@ -153,13 +154,16 @@ def ppo_update(
         kl_epoch = []
         for start in range(0, n_items, mb_size):
             idx = perm[start : start + mb_size]
-            new_logp, entropy, new_value = evaluate(idx)
+            new_logp, entropy, new_value, *aux = evaluate(idx)
             adv = batch["advantages"][idx]
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
             loss, s = ppo_loss(
                 new_logp, batch["old_log_prob"][idx], adv, new_value, batch["old_value"][idx],
                 batch["returns"][idx], entropy, cfg.clip_coef, cfg.vf_coef, cfg.ent_coef,
             )
+            if aux:
+                loss = loss + aux[0]
+                s["aux_loss"] = float(aux[0].detach())
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)

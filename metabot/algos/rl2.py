@@ -40,11 +40,17 @@ class RL2Config(PPOConfig):
     critic_privileged: bool = True
     lr: float = 5e-4
     num_minibatches: int = 4
+    obs_skip: bool = False  # heads see the current observation beside the GRU state
+    # > 0: auxiliary loss regressing the task's normalized dynamics features from the GRU
+    # state (task-inference supervision, Humplik et al. 2019); training only
+    aux_task_coef: float = 0.0
 
     def validate(self) -> None:
         super().validate()
         if self.num_minibatches > self.num_envs:
             raise ConfigError("config key 'num_minibatches' must be <= num_envs for rl2")
+        if not self.aux_task_coef >= 0:
+            raise ConfigError("config key 'aux_task_coef' must be >= 0")
 
 
 @register
@@ -59,7 +65,8 @@ class RL2(Algorithm):
         self.agent = RL2Agent(
             dist.obs_dim, dist.act_dim, dist.oracle_dim, hidden_size=config.hidden_size,
             head=list(config.head), critic_privileged=config.critic_privileged,
-            init_log_std=config.init_log_std,
+            init_log_std=config.init_log_std, obs_skip=config.obs_skip,
+            task_head=config.aux_task_coef > 0 and dist.oracle_dim > 0,
         )
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.lr, eps=1e-5)
 
@@ -117,7 +124,12 @@ class RL2(Algorithm):
             mean = agent.actor(feats)
             logp = gaussian_log_prob(mean, agent.log_std, actions[:, idx])
             value = agent.value_from_features(feats, priv[:, idx])
-            return logp.T, gaussian_entropy(agent.log_std, logp.T.shape), value.T
+            out = (logp.T, gaussian_entropy(agent.log_std, logp.T.shape), value.T)
+            if agent.task_head is None:
+                return out
+            target = agent.priv_norm(priv[:, idx])
+            task_loss = (agent.task_prediction(feats) - target).pow(2).mean()
+            return (*out, cfg.aux_task_coef * task_loss)
 
         with torch.no_grad():
             old_value = forward(torch.arange(envs.n))[2]
