@@ -105,6 +105,19 @@ def test_vmap_over_tasks_equals_loop():
     assert all(g1[f"s:{k}"].abs().sum() > 0 for k in ALL_KEYS)
 
 
+def test_initial_policy_objective_is_the_per_task_surrogate_of_the_meta_parameters():
+    model, params, pre, _ = _setup(seed=6, n_tasks=3)
+    pre["logp_old"] = pre["logp_old"] - 0.3  # ratios of e^0.3 > 1 + clip: clipping matters
+    value = gf.initial_policy_objective(model, params, pre, clip=0.2)
+    by_hand = []
+    for i in range(3):
+        b = {k: v[i] for k, v in pre.items()}
+        ratio = torch.exp(gf.log_prob(model, params, b["obs"], b["actions"]) - b["logp_old"])
+        term = torch.minimum(ratio * b["adv"], ratio.clamp(0.8, 1.2) * b["adv"])
+        by_hand.append((term * b["weights"]).sum() / b["weights"].sum())
+    torch.testing.assert_close(value, torch.stack(by_hand).mean())
+
+
 def test_reptile_update_equals_definition():
     model, params, pre, post = _setup(seed=7, n_tasks=3)
     steps = {k: torch.tensor(0.1, dtype=torch.float64) for k in ALL_KEYS}

@@ -9,6 +9,7 @@ import torch
 from metabot.algos import registry
 from metabot.algos.gradient_meta import GradientConfig
 from metabot.algos.maml_eval import GradientEvaluator
+from metabot.errors import ConfigError
 from metabot.evaluation.protocol import run_budget
 
 
@@ -92,6 +93,18 @@ def test_every_variant_runs_an_iteration():
         assert moved > 0, name
     steps = algo.agent.step_dict()  # reptile keeps its fixed step; metasgd learns its own
     assert all(float(v) == pytest.approx(0.5) for v in steps.values())
+
+
+def test_pre_adaptation_term_changes_the_meta_update():
+    moved = []
+    for pre_coef in (0.0, 1.0):
+        algo = registry.get("maml")(HiddenGoal(), GradientConfig(**CFG, pre_coef=pre_coef),
+                                    seed=0, total_steps=10**6)
+        algo.train_iteration()
+        moved.append({k: v.detach().clone() for k, v in algo.agent.params().items()})
+    assert any(not torch.equal(moved[0][k], moved[1][k]) for k in moved[0])
+    with pytest.raises(ConfigError, match="pre_coef"):
+        GradientConfig(pre_coef=-1.0).validate()
 
 
 def test_metasgd_learns_step_sizes():

@@ -120,6 +120,14 @@ def ppo_clip_objective(
     return weighted_mean(torch.minimum(unclipped, clipped), batch["weights"])
 
 
+def initial_policy_objective(model: nn.Module, params: Params, batches: Batch,
+                             clip: float) -> torch.Tensor:
+    """Mean PPO-clip surrogate of the un-adapted parameters over tasks (batches stacked
+    on dim 0): the meta-initialization trained as a policy in its own right."""
+    per_task = vmap(lambda b: ppo_clip_objective(model, params, b, clip))(batches)
+    return per_task.mean()
+
+
 def meta_objective_fn(
     model: nn.Module,
     *,

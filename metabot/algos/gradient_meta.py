@@ -65,10 +65,16 @@ class GradientConfig:
     reptile_lr: float = 0.1
     reptile_epsilon: float = 1.0
     norm_obs_iterations: int = 1_000_000  # stop updating the obs normalizer after this
+    # > 0: the outer objective adds this weight times the PPO-clip surrogate of the
+    # un-adapted policy on the pre-adaptation episodes, so the meta-initialization learns
+    # from all the data and not only from the post-adaptation 1/(adapt+post) of it
+    pre_coef: float = 0.0
 
     def validate(self) -> None:
         positive(self, "meta_batch", "adapt_episodes", "post_episodes", "inner_steps",
                  "outer_lr", "ppo_epochs", "reptile_steps")
+        if not self.pre_coef >= 0:
+            raise ConfigError("config key 'pre_coef' must be >= 0")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ConfigError("config keys 'gamma' and 'gae_lambda' must lie in [0, 1]")
 
@@ -203,6 +209,9 @@ class GradientMetaLearner(Algorithm):
         for _ in range(self.config.ppo_epochs):
             value = gf.meta_objective(self.task_objective, agent.params(), agent.step_dict(),
                                       pre, post)
+            if self.config.pre_coef > 0:
+                value = value + self.config.pre_coef * gf.initial_policy_objective(
+                    agent.policy, agent.params(), pre, self.config.clip_coef)
             self.optimizer.zero_grad()
             (-value).backward()
             torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
