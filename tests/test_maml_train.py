@@ -107,6 +107,20 @@ def test_pre_adaptation_term_changes_the_meta_update():
         GradientConfig(pre_coef=-1.0).validate()
 
 
+def test_outer_minibatches_take_more_steps_and_stay_deterministic():
+    def run(mb):
+        algo = registry.get("maml")(HiddenGoal(), GradientConfig(**CFG, outer_minibatches=mb),
+                                    seed=0, total_steps=10**6)
+        algo.train_iteration()
+        return {k: v.detach().clone() for k, v in algo.agent.params().items()}
+
+    one, two, two_again = run(1), run(2), run(2)
+    assert any(not torch.equal(one[k], two[k]) for k in one)
+    assert all(torch.equal(two[k], two_again[k]) for k in two)
+    with pytest.raises(ConfigError, match="outer_minibatches"):
+        GradientConfig(meta_batch=4, outer_minibatches=5).validate()
+
+
 def test_metasgd_learns_step_sizes():
     algo = registry.get("metasgd")(HiddenGoal(), GradientConfig(**CFG), seed=0,
                                    total_steps=10**6)

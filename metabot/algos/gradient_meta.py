@@ -69,10 +69,15 @@ class GradientConfig:
     # un-adapted policy on the pre-adaptation episodes, so the meta-initialization learns
     # from all the data and not only from the post-adaptation 1/(adapt+post) of it
     pre_coef: float = 0.0
+    # tasks are split into this many minibatches per outer epoch (PPO-style): more Adam
+    # steps for the same meta-gradient compute; 1 = full batch (ProMP)
+    outer_minibatches: int = 1
 
     def validate(self) -> None:
         positive(self, "meta_batch", "adapt_episodes", "post_episodes", "inner_steps",
-                 "outer_lr", "ppo_epochs", "reptile_steps")
+                 "outer_lr", "ppo_epochs", "reptile_steps", "outer_minibatches")
+        if self.outer_minibatches > self.meta_batch:
+            raise ConfigError("config key 'outer_minibatches' must be <= meta_batch")
         if not self.pre_coef >= 0:
             raise ConfigError("config key 'pre_coef' must be >= 0")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
@@ -203,20 +208,30 @@ class GradientMetaLearner(Algorithm):
         }
 
     def _ppo_update(self, pre: gf.Batch, post: gf.Batch) -> float:
-        agent = self.agent
-        value = torch.tensor(0.0)
+        agent, cfg = self.agent, self.config
+        values = []
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        for _ in range(self.config.ppo_epochs):
-            value = gf.meta_objective(self.task_objective, agent.params(), agent.step_dict(),
-                                      pre, post)
-            if self.config.pre_coef > 0:
-                value = value + self.config.pre_coef * gf.initial_policy_objective(
-                    agent.policy, agent.params(), pre, self.config.clip_coef)
-            self.optimizer.zero_grad()
-            (-value).backward()
-            torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
-            self.optimizer.step()
-        return float(value.detach())
+        n_tasks = pre["obs"].shape[0]
+        for _ in range(cfg.ppo_epochs):
+            values = []
+            if cfg.outer_minibatches > 1:
+                order = torch.randperm(n_tasks, generator=self.torch_gen)
+            else:
+                order = torch.arange(n_tasks)
+            for idx in order.chunk(cfg.outer_minibatches):
+                pre_mb = {k: v[idx] for k, v in pre.items()}
+                value = gf.meta_objective(self.task_objective, agent.params(),
+                                          agent.step_dict(), pre_mb, {k: v[idx] for k, v in
+                                                                      post.items()})
+                if cfg.pre_coef > 0:
+                    value = value + cfg.pre_coef * gf.initial_policy_objective(
+                        agent.policy, agent.params(), pre_mb, cfg.clip_coef)
+                self.optimizer.zero_grad()
+                (-value).backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.optimizer.step()
+                values.append(float(value.detach()))
+        return float(np.mean(values))
 
     def _reptile_update(self, pre: gf.Batch, post: gf.Batch) -> None:
         agent, cfg = self.agent, self.config
