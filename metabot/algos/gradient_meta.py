@@ -209,20 +209,19 @@ class GradientMetaLearner(Algorithm):
 
     def _ppo_update(self, pre: gf.Batch, post: gf.Batch) -> float:
         agent, cfg = self.agent, self.config
-        values = []
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         n_tasks = pre["obs"].shape[0]
         for _ in range(cfg.ppo_epochs):
-            values = []
+            values = []  # the last epoch's are returned
             if cfg.outer_minibatches > 1:
                 order = torch.randperm(n_tasks, generator=self.torch_gen)
             else:
                 order = torch.arange(n_tasks)
             for idx in order.chunk(cfg.outer_minibatches):
                 pre_mb = {k: v[idx] for k, v in pre.items()}
+                post_mb = {k: v[idx] for k, v in post.items()}
                 value = gf.meta_objective(self.task_objective, agent.params(),
-                                          agent.step_dict(), pre_mb, {k: v[idx] for k, v in
-                                                                      post.items()})
+                                          agent.step_dict(), pre_mb, post_mb)
                 if cfg.pre_coef > 0:
                     value = value + cfg.pre_coef * gf.initial_policy_objective(
                         agent.policy, agent.params(), pre_mb, cfg.clip_coef)

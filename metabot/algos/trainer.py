@@ -125,21 +125,15 @@ class _Logger:
 def _extended_config(cfg: dict[str, Any], steps: int) -> dict[str, Any]:
     """The config of a run whose budget grows to `steps` (``--resume --steps N``).
 
-    Allowed only upward and only for algorithms whose iterations do not depend on the
-    budget, so the extended run is the run that would have been started with N steps. The
-    old digests stay in ``extended_from``: the checkpoint written under them still loads.
+    Allowed only upward, and (checked by the caller) only for algorithms whose iterations do
+    not depend on the budget, so the extended run is the run that would have been started
+    with N steps. The old digests stay in ``extended_from``: the checkpoint written under
+    them still loads.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= cfg["steps"]:
         raise ConfigError(
             f"--steps {steps!r} with --resume must exceed the run's {cfg['steps']} "
             "(a run's budget can only grow)"
-        )
-    probe = build_algorithm(cfg)
-    if probe.budget_shapes_training():
-        raise ConfigError(
-            f"--steps {steps} differs from the run's {cfg['steps']}, and {cfg['algo']} with "
-            "this config uses its budget (a schedule or a phase switch), so it cannot be "
-            "extended; start a new run"
         )
     body = {k: v for k, v in cfg.items() if k not in ("digest", "run_id")}
     body["steps"] = steps
@@ -204,9 +198,16 @@ def train(
         if algo and algo != cfg["algo"]:
             raise ConfigError(f"{out} is a {cfg['algo']} run, not {algo}")
         accepted = {cfg["digest"], *cfg.get("extended_from", [])}
-        if steps is not None and steps != cfg["steps"]:
+        old_steps = cfg["steps"]
+        if steps is not None and steps != old_steps:
             cfg = _extended_config(cfg, steps)
         algorithm = build_algorithm(cfg)
+        if cfg["steps"] != old_steps and algorithm.budget_shapes_training():
+            raise ConfigError(
+                f"--steps {steps} differs from the run's {old_steps}, and {cfg['algo']} with "
+                "this config uses its budget (a schedule or a phase switch), so it cannot be "
+                "extended; start a new run"
+            )
         ckpt_path = out / "checkpoint.pt"
         if ckpt_path.is_file():
             ckpt = torch_load(ckpt_path, CHECKPOINT_FORMAT)
