@@ -71,6 +71,7 @@ def test_budget_cannot_shrink_or_extend_a_budget_shaped_run(tmp_path):
         train("rma", "toy-reach", run, steps=8 * 40, resume=True, progress=False)
     assert (run / "config.json").read_text() == before
 
+
 def test_config_errors_name_the_key(tmp_path):
     with pytest.raises(ConfigError, match="'lr'"):
         resolve_config("dr", "toy-reach", 0, 1000, overrides={"lr": "fast"})
