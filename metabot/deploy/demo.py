@@ -90,10 +90,20 @@ class Job:
     label: str = ""
     out_dir: str = ""
     extra: dict = field(default_factory=dict)
+    goals: int = 1  # evaluation goals per robot: each repeats every agent's evaluation
 
 
 def _goal_seed(seed: int, split: str, index: int, what: int) -> int:
     return int(np.random.SeedSequence([seed, index, what, len(split)]).generate_state(1)[0])
+
+
+def _what(goal_index: int, what: int) -> int:
+    """Goal streams per evaluation goal; goal 0 keeps the seeds of a one-goal demo."""
+    return what + 100_000 * goal_index
+
+
+def _eval_tag(k: int, goal_index: int) -> str:
+    return f"eval k={k} goal={goal_index}"
 
 
 def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
@@ -125,18 +135,21 @@ def _run_job_inner(job: Job, progress_q: Any, reporter: Any) -> dict[str, Any]:
     if job.kind == "curve":
         for name in AGENT_NAMES:
             trials = []
-            for k in job.budgets if name == "rma" else (0,):
-                n_warm = int(np.ceil(k / L))
-                warm_goals = sample_goals(
-                    arm, max(n_warm, 1), _goal_seed(job.seed, job.split, job.task_index, 1 + k)
-                )
-                segs, left = [], k
-                for i in range(n_warm):
-                    steps = min(L, left)
-                    left -= steps
-                    segs.append(Segment(warm_goals[i], steps, forget=(i == 0), tag=f"warmup k={k}"))
-                segs.append(Segment(eval_goal, L, forget=(k == 0), tag=f"eval k={k}"))
-                trials.append(segs)
+            for g in range(job.goals):
+                goal = sample_goals(arm, 1, _goal_seed(job.seed, job.split, job.task_index,
+                                                       _what(g, 0)))[0]
+                for k in job.budgets if name == "rma" else (0,):
+                    n_warm = int(np.ceil(k / L))
+                    warm_goals = sample_goals(arm, max(n_warm, 1), _goal_seed(
+                        job.seed, job.split, job.task_index, _what(g, 1 + k)))
+                    segs, left = [], k
+                    for i in range(n_warm):
+                        steps = min(L, left)
+                        left -= steps
+                        segs.append(Segment(warm_goals[i], steps, forget=(i == 0),
+                                            tag=f"warmup k={k} goal={g}"))
+                    segs.append(Segment(goal, L, forget=(k == 0), tag=_eval_tag(k, g)))
+                    trials.append(segs)
             plans[name] = trials
     else:  # payload change mid-episode, after one full episode of interaction
         warm_goal = sample_goals(arm, 1, _goal_seed(job.seed, job.split, job.task_index, 999))[0]
@@ -287,6 +300,7 @@ def run_demo(
     agents_dir: str | os.PathLike | None = None,
     draws: int = 5,
     fault_draws: int = 3,
+    goals: int = 1,
     seed: int = 0,
     jobs: int = 2,
     payload: bool = True,
@@ -311,10 +325,11 @@ def run_demo(
     agent_paths = {k: str(v) for k, v in paths.items()}
     cyc = str(out / "cycles")
     job_list = [
-        Job("curve", "test", i, seed, agent_paths, budgets, steps, f"test-{i}", cyc)
+        Job("curve", "test", i, seed, agent_paths, budgets, steps, f"test-{i}", cyc, goals=goals)
         for i in range(draws)
     ] + [
-        Job("curve", "fault", i, seed, agent_paths, fault_budgets, steps, f"fault-{i}", cyc)
+        Job("curve", "fault", i, seed, agent_paths, fault_budgets, steps, f"fault-{i}", cyc,
+            goals=goals)
         for i in range(fault_draws)
     ]
     if payload:
@@ -345,6 +360,8 @@ def bench_summary(rep: dict[str, Any], command: str) -> dict[str, Any]:
         "dr_return": rep.get("dr_return"),
         "oracle_return": rep.get("oracle_return"),
         "tip_error_mm": rep.get("tip_error_mm"),
+        "gap_ci95": rep.get("gap_ci95"),
+        "goals_per_task": rep.get("goals_per_task"),
         "fault": {k: fault.get(k) for k in ("normalized_score", "ci95", "dr_return",
                                             "oracle_return", "tip_error_mm", "tasks")},
         "payload_change": rep.get("payload_change"),
@@ -399,49 +416,46 @@ def _drain(q: Any, bars: Any, ids: dict | None, timeout: float) -> None:
             return
 
 
-def _eval_segment(agent_res: dict, k: int) -> dict:
-    return next(s for s in agent_res["segments"] if s["tag"] == f"eval k={k}")
+def _eval_segments(agent_res: dict, k: int) -> list[dict]:
+    """The evaluation episodes after k steps of interaction, one per goal, in goal order."""
+    segs = [s for s in agent_res["segments"] if s["tag"].startswith(f"eval k={k} goal=")]
+    return sorted(segs, key=lambda s: int(s["tag"].rsplit("=", 1)[1]))
+
+
+def _per_goal(rs: list[dict], name: str, k: int, key: str) -> np.ndarray:
+    """[draws, goals] of one evaluation quantity (return, tip errors) of one agent."""
+    return np.array([[s[key] for s in _eval_segments(r["agents"][name], k)] for r in rs],
+                    dtype=float)
 
 
 def _split_summary(results: list[dict], split: str, budgets: tuple[int, ...], seed: int) -> dict:
+    """S(k) over draws: returns are averaged over a draw's goals first (as the evaluation
+    protocol averages over seeds), then bootstrapped over draws."""
     from metabot.deploy import report
 
     rs = [r for r in results if r["job"]["kind"] == "curve" and r["job"]["split"] == split]
     if not rs:
         return {}
-    adaptive = {k: [_eval_segment(r["agents"]["rma"], k)["return"] for r in rs] for k in budgets}
-    dr = [_eval_segment(r["agents"]["dr"], 0)["return"] for r in rs]
-    oracle = [_eval_segment(r["agents"]["oracle"], 0)["return"] for r in rs]
+    adaptive = {k: _per_goal(rs, "rma", k, "return") for k in budgets}
+    dr, oracle = _per_goal(rs, "dr", 0, "return"), _per_goal(rs, "oracle", 0, "return")
     out = report.adaptation_summary(adaptive, dr, oracle, seed=seed)
-    tip = {
-        name: {
-            "final_mm": float(np.mean([_eval_segment(r["agents"][name], 0)["final_tip_error_mm"]
-                                       for r in rs])),
-            "mean_mm": float(np.mean([_eval_segment(r["agents"][name], 0)["mean_tip_error_mm"]
-                                      for r in rs])),
-        }
-        for name in ("dr", "oracle")
-    }  # fmt: skip
-    tip["rma"] = {
-        str(k): {
-            "final_mm": float(np.mean([_eval_segment(r["agents"]["rma"], k)["final_tip_error_mm"]
-                                       for r in rs])),
-            "mean_mm": float(np.mean([_eval_segment(r["agents"]["rma"], k)["mean_tip_error_mm"]
-                                      for r in rs])),
-        }
-        for k in budgets
-    }  # fmt: skip
-    out["tip_error_mm"] = tip
+
+    def tip(name: str, k: int) -> dict[str, float]:
+        return {"final_mm": float(_per_goal(rs, name, k, "final_tip_error_mm").mean()),
+                "mean_mm": float(_per_goal(rs, name, k, "mean_tip_error_mm").mean())}
+
+    out["tip_error_mm"] = {"dr": tip("dr", 0), "oracle": tip("oracle", 0),
+                           "rma": {str(k): tip("rma", k) for k in budgets}}
+    per_draw = {"dr": dr, "oracle": oracle, **{f"rma k={k}": adaptive[k] for k in budgets}}
     out["draws"] = [
         {"task_index": r["job"]["task_index"], "hidden": r["hidden"]["task_params"]["params"],
          "effects": r["hidden"]["effects"],
-         "return": {"dr": _eval_segment(r["agents"]["dr"], 0)["return"],
-                    "oracle": _eval_segment(r["agents"]["oracle"], 0)["return"],
-                    **{f"rma k={k}": _eval_segment(r["agents"]["rma"], k)["return"]
-                       for k in budgets}}}
-        for r in rs
+         "return": {name: float(v[i].mean()) for name, v in per_draw.items()},
+         "return_per_goal": {name: v[i].tolist() for name, v in per_draw.items()}}
+        for i, r in enumerate(rs)
     ]  # fmt: skip
     out["tasks"] = len(rs)
+    out["goals_per_task"] = int(dr.shape[1])
     out["split"] = split
     return out
 
@@ -537,7 +551,7 @@ def summarize(results: list[dict], out: Path, *, wall_s: float, agent_paths: dic
         "agents": agent_paths,
         **{k: test.get(k) for k in ("normalized_score", "ci95", "return", "dr_return",
                                     "oracle_return", "gap_ci95", "worth_adapting",
-                                    "tip_error_mm")},
+                                    "tip_error_mm", "goals_per_task")},
         "test": test,
         "fault": fault,
         "payload_change": payload,
