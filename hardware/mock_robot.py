@@ -46,6 +46,29 @@ VEL_MAX = 5.0  # rad/s: STS3215-class no-load speed at 12 V (0.222 s / 60 deg = 
 BOOT_S = 0.05  # an MCU reboot is silent this long
 
 
+def mock_rngs(seed: int, task_index: int) -> list[np.random.Generator]:
+    """The mock's own random streams (effects, wire up, wire down, arm, sessions): everything
+    the mock draws itself hangs off the same seed, independent of the task draw."""
+    ss = np.random.SeedSequence([seed, task_index, 0x6D6F636B])
+    return [np.random.default_rng(s) for s in ss.spawn(5)]
+
+
+def build_mock_arm(dist, task, rng_fx: np.random.Generator,
+                   rng_arm: np.random.Generator) -> MockArm:
+    """The physical arm of a mock robot: the task's hidden dynamics in a MuJoCo model, driven
+    by the firmware servo loop, plus the unmodeled effects drawn from `rng_fx`."""
+    model = dist.build_model(task)
+    servo = servo_params_from_model(model)
+    servo.deadband = np.full(model.nu, float(task.param("backlash")[0]))
+    # The task's delay (whole control steps, plus the sub-step command delay where the
+    # distribution has one) acts in the servo; the serial link's own delays come on top.
+    servo.delay_s = float(task.param("latency")[0]) * float(dist.dt) + sum(
+        task.value(p.name) for p in dist.spec.params if p.target == "command_delay")
+    servo.obs_noise = float(task.param("obs_noise")[0])
+    effects = Effects.draw(model.nu, rng_fx)
+    return MockArm(model, servo, effects, rng_arm, dt=SERVO_DT, home=np.asarray(dist.arm.home))
+
+
 class MockRobot:
     """Emulated MCU + arm. `start()`, then feed host bytes with `from_host`; see module doc."""
 
@@ -69,20 +92,11 @@ class MockRobot:
         self.task_args = {"task": task, "split": split, "seed": seed, "task_index": task_index}
         desc = self.dist.arm
         self.joint_names = tuple(desc.joints)
-        # Everything the mock draws itself (effects, latency, sessions, faults) hangs off
-        # the same seed, independent of the task draw.
-        ss = np.random.SeedSequence([seed, task_index, 0x6D6F636B])
-        rng_fx, rng_wire_up, rng_wire_down, rng_arm, rng_session = (
-            np.random.default_rng(s) for s in ss.spawn(5))
-        model = self.dist.build_model(self.task)
-        servo = servo_params_from_model(model)
-        servo.deadband = np.full(model.nu, float(self.task.param("backlash")[0]))
-        servo.delay_s = float(self.task.param("latency")[0]) * float(self.dist.dt)
-        servo.obs_noise = float(self.task.param("obs_noise")[0])
-        n = model.nu
-        self.effects = Effects.draw(n, rng_fx)
-        self.arm = MockArm(model, servo, self.effects, rng_arm, dt=SERVO_DT,
-                           home=np.asarray(desc.home))
+        rng_fx, rng_wire_up, rng_wire_down, rng_arm, rng_session = mock_rngs(seed, task_index)
+        self.arm = build_mock_arm(self.dist, self.task, rng_fx, rng_arm)
+        self.effects = self.arm.effects
+        servo = self.arm.servo
+        n = self.arm.n
         self.info = FirmwareInfo(
             n_joints=n, pos_min=np.asarray(desc.lower), pos_max=np.asarray(desc.upper),
             vel_max=np.full(n, VEL_MAX), effort_max=servo.tau_max.copy(),

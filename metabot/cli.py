@@ -30,6 +30,8 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "sim"), "metabot.commands.bench_sim", "vectorized env throughput"),
     (("bench", "link"), "metabot.commands.bench_link", "wire codec and control-loop timing"),
     (("bench", "infer"), "metabot.commands.bench_infer", "artifact inference latency"),
+    (("bench", "mock-physics"), "metabot.commands.bench_mock_physics",
+     "S(k) of the demo's agents on the mock robot's physics, many goals, no link"),
 ]
 
 

@@ -4,6 +4,7 @@ One `ArmBatch` simulates N arms (one randomized MjModel each) at the control rat
 
   action in [-1,1]^n --arm.action_to_target (absolute, or a step from the last target)-->
   joint targets --delay line (the task's latency, in control steps)-->
+  sub-step command delay (the new target acts `command_delay` s into the step)-->
   servo dead band (backlash) on the encoder reading --> position actuators (kp, kv, stall
   torque) --10 x 2 ms physics--> encoder quantization + noise --arm.observe--> obs
 
@@ -107,6 +108,7 @@ class ArmBatch:
         self.hist = np.empty((self.n, self._hist_width(), self.nu))
         self.goal = np.zeros((self.n, 3))
         self.prev_action = np.zeros((self.n, self.nu))
+        self.prev_cmd = np.tile(self.home, (self.n, 1))  # the servo command acting now
         self.q = np.zeros((self.n, self.nu))
         self.qd = np.zeros((self.n, self.nu))
         self.effort = np.zeros((self.n, self.nu))
@@ -121,6 +123,11 @@ class ArmBatch:
         self.delay = _param_values(spec, tasks, "action_delay", 0).astype(np.int64)
         self.noise = _param_values(spec, tasks, "obs_noise", 0.0)[:, None]
         self.deadband = _param_values(spec, tasks, "deadband", 0.0)[:, None]
+        # Physics substeps into a control step before a new command acts: a real link's
+        # transport and the host's compute, a fraction of a control step (whole steps are
+        # action_delay). The previous command holds until then.
+        sub = np.rint(_param_values(spec, tasks, "command_delay", 0.0) / spec.physics_dt)
+        self.cmd_delay = np.clip(sub, 0, spec.substeps - 1).astype(np.int64)
         self.kp = np.stack([m.actuator_gainprm[:, 0] for m in self.models])
         self.stall = np.stack([m.actuator_forcerange[:, 1] for m in self.models])
 
@@ -176,6 +183,7 @@ class ArmBatch:
         self.goal[idx] = self._sample_goals(k)
         self.hist[idx] = self.home
         self.prev_action[idx] = 0.0
+        self.prev_cmd[idx] = self.home
         self.q[idx], self.qd[idx] = q0, 0.0
         # the servo starts pushing toward home at once: kp (home - q), clipped to stall
         self.effort[idx] = np.clip(
@@ -195,7 +203,12 @@ class ArmBatch:
         # servo dead band: the servo ignores the first `deadband` rad of position error
         err = applied - self._encoder(self.q)
         cmd = applied - np.sign(err) * np.minimum(np.abs(err), self.deadband)
-        self.ctrl[:] = cmd[:, None, :]
+        if self.cmd_delay.any():
+            late = np.arange(self.substeps)[None, :] < self.cmd_delay[:, None]  # [N, substeps]
+            self.ctrl[:] = np.where(late[:, :, None], self.prev_cmd[:, None, :], cmd[:, None, :])
+        else:
+            self.ctrl[:] = cmd[:, None, :]
+        self.prev_cmd = cmd
         kw = dict(
             control_spec=mujoco.mjtState.mjSTATE_CTRL,
             nstep=self.substeps,

@@ -2,7 +2,7 @@
 
 Scale targets multiply the NOMINAL value (read once from the unmodified model), so applying
 a task is idempotent and never compounds. Targets that are not model fields (action_delay,
-obs_noise, deadband, action_scale) are read by the env, not here.
+command_delay, obs_noise, deadband, action_scale) are read by the env, not here.
 """
 
 from __future__ import annotations

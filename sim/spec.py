@@ -55,6 +55,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "payload_mass": ("abs", "body"),  # kg, set on a (massless) payload body
     "gravity": ("abs", ""),  # m/s^2, magnitude, along -z
     "action_delay": ("int", ""),  # control steps between command and servo
+    "command_delay": ("abs", ""),  # s within a control step before a new command acts
     "obs_noise": ("abs", ""),  # rad, std of joint-position noise (vel/effort derived)
     "deadband": ("abs", ""),  # rad, servo dead band / backlash
     "action_scale": ("scale", ""),  # multiplies the action before it reaches the robot
@@ -292,6 +293,12 @@ def load_spec(path: str | Path) -> DistSpec:
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise ConfigError(f"{p}: duplicate param name(s) {sorted(dup)}")
+    for q in params:  # a whole control step or more of delay is action_delay's job
+        if q.target == "command_delay" and q.hi >= control_dt:
+            raise ConfigError(
+                f"{p}: param {q.name!r}: command_delay must stay below control_dt "
+                f"({control_dt} s), got {q.hi}; use action_delay for whole steps"
+            )
     return DistSpec(
         path=p,
         name=str(dist["name"]),

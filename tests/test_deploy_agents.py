@@ -37,3 +37,16 @@ def test_adaptation_kinds():
     kinds = {n: runtime.load(p).metadata["adaptation"]["kind"]
              for n, p in shipped_agents().items()}
     assert kinds == {"rma": "context", "dr": "none", "oracle": "none"}
+
+
+@pytest.mark.parametrize("name", AGENT_NAMES)
+def test_shipped_artifact_was_trained_on_the_committed_spec(name):
+    """A changed sim/arm6.toml needs rebuilt agents: the recorded ranges must still match."""
+    from metabot import tasks
+
+    dist = tasks.get("arm6-reach")
+    agent = runtime.load(shipped_agents()[name])
+    recorded = json.loads(json.dumps(agent.metadata["task"]["ranges"]))
+    assert recorded == json.loads(json.dumps(dist.ranges())), "rebuild the shipped agents"
+    if name == "oracle":
+        assert agent.privileged_dim == dist.oracle_dim

@@ -121,6 +121,9 @@ def test_spec_round_trip_builds_a_distribution(tmp_path):
         (lambda r: r["distribution"].pop("control_dt"), "missing field 'control_dt'"),
         (lambda r: r["distribution"].update(physics_dt=0.01), "physics_dt"),
         (lambda r: r["param"][6].update(range=[0, 1.5]), "whole numbers"),
+        (lambda r: r["param"].append({"name": "cd", "target": "command_delay", "unit": "s",
+                                      "range": [0, 0.02], "why": "link"}),
+         "command_delay must stay below"),
     ],
 )
 def test_spec_validation_errors(tmp_path, mutate, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -269,3 +270,39 @@ def test_set_tasks_switches_dynamics_mid_episode(name):
         runs.append(np.array(obs))
     assert np.array_equal(runs[0][:6], runs[1][:6])  # identical until the switch
     assert not np.array_equal(runs[0][7:], runs[1][7:])  # different dynamics after it
+
+
+COMMAND_DELAY_PARAM = """
+[[param]]
+name = "command_delay"
+target = "command_delay"
+range = [0.0, 0.016]
+unit = "s"
+why = "a serial link's transport and the host's compute"
+"""
+
+
+def test_command_delay_holds_the_previous_command_into_the_step(tmp_path):
+    spec = Path(arm.__file__).with_name("arm6.toml")
+    text = spec.read_text().replace('model = "arm6.xml"', f'model = "{spec.with_name("arm6.xml")}"')
+    path = tmp_path / "arm6_cd.toml"
+    path.write_text(text + COMMAND_DELAY_PARAM)
+    dist = tasks.from_spec(path)
+    d = dist.sample(1, split="train", seed=3)[0].to_dict()
+    for name, value in (("obs_noise", 0.0), ("latency", 0.0), ("backlash", 0.0)):
+        d["params"][name] = [value]
+    fast = tasks.Task.from_dict({**d, "params": {**d["params"], "command_delay": [0.0]}})
+    slow = tasks.Task.from_dict({**d, "params": {**d["params"], "command_delay": [0.016]}})
+    home = np.asarray(dist.arm.home)
+    hold = arm.target_to_action(dist.arm, home, home).astype(np.float32)  # command home
+    move = np.full(dist.act_dim, 0.3, dtype=np.float32)
+    acts = [hold] * 5 + [move] * 5
+    a = _rollout(dist.make_env(fast, seed=0), acts, seed=1)
+    b = _rollout(dist.make_env(slow, seed=0), acts, seed=1)
+    n = dist.act_dim
+    # repeating the same command: the delay changes nothing
+    assert np.array_equal(a[:6], b[:6])
+    # a new command acts 8 of 10 substeps later: the joints have moved less after that step
+    moved_fast = np.abs(a[6, :n] - a[5, :n]).sum()
+    moved_slow = np.abs(b[6, :n] - b[5, :n]).sum()
+    assert moved_slow < 0.5 * moved_fast
