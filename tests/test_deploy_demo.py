@@ -50,7 +50,7 @@ def test_split_summary_averages_goals_before_draws():
         _fake_job(0, {"rma": [[-20, -20], [-5, -15]], "dr": [[-20, -20]], "oracle": [[-10, -10]]}),
         _fake_job(1, {"rma": [[-40, -40], [-30, -30]], "dr": [[-40, -40]], "oracle": [[-30, -20]]}),
     ]
-    out = demo._split_summary(results, "test", (0, 20), seed=0)
+    out = demo.split_summary(results, "test", (0, 20), seed=0)
     assert out["goals_per_task"] == 2 and out["tasks"] == 2
     # means over draws of goal means: rma(20) -20, dr -30, oracle -17.5
     assert out["return"]["20"] == pytest.approx(-20.0)

@@ -106,6 +106,31 @@ def _eval_tag(k: int, goal_index: int) -> str:
     return f"eval k={k} goal={goal_index}"
 
 
+def curve_plan(arm: Any, episode_steps: int, *, seed: int, split: str, task_index: int,
+               goals: int, budgets: tuple[int, ...]) -> list[list[Any]]:
+    """One agent's trials on one robot: per goal and budget k, a forgetting warm-up of k
+    steps (episodes toward other goals) and then the evaluation episode. Each trial starts
+    with forgetting: the agent meets a robot it has never seen."""
+    from metabot.deploy.loop import Segment, sample_goals
+
+    L, trials = episode_steps, []
+    for g in range(goals):
+        goal = sample_goals(arm, 1, _goal_seed(seed, split, task_index, _what(g, 0)))[0]
+        for k in budgets:
+            n_warm = int(np.ceil(k / L))
+            warm_goals = sample_goals(arm, max(n_warm, 1),
+                                      _goal_seed(seed, split, task_index, _what(g, 1 + k)))
+            segs, left = [], k
+            for i in range(n_warm):
+                steps = min(L, left)
+                left -= steps
+                segs.append(Segment(warm_goals[i], steps, forget=(i == 0),
+                                    tag=f"warmup k={k} goal={g}"))
+            segs.append(Segment(goal, L, forget=(k == 0), tag=_eval_tag(k, g)))
+            trials.append(segs)
+    return trials
+
+
 def _run_job(job: Job, progress_q: Any) -> dict[str, Any]:
     """Worker: start the job's mock robot, deploy every agent on it, return raw results."""
     reporter = _Reporter(progress_q, job.label, 0)
@@ -134,23 +159,9 @@ def _run_job_inner(job: Job, progress_q: Any, reporter: Any) -> dict[str, Any]:
     plans: dict[str, list[list]] = {}
     if job.kind == "curve":
         for name in AGENT_NAMES:
-            trials = []
-            for g in range(job.goals):
-                goal = sample_goals(arm, 1, _goal_seed(job.seed, job.split, job.task_index,
-                                                       _what(g, 0)))[0]
-                for k in job.budgets if name == "rma" else (0,):
-                    n_warm = int(np.ceil(k / L))
-                    warm_goals = sample_goals(arm, max(n_warm, 1), _goal_seed(
-                        job.seed, job.split, job.task_index, _what(g, 1 + k)))
-                    segs, left = [], k
-                    for i in range(n_warm):
-                        steps = min(L, left)
-                        left -= steps
-                        segs.append(Segment(warm_goals[i], steps, forget=(i == 0),
-                                            tag=f"warmup k={k} goal={g}"))
-                    segs.append(Segment(goal, L, forget=(k == 0), tag=_eval_tag(k, g)))
-                    trials.append(segs)
-            plans[name] = trials
+            plans[name] = curve_plan(arm, L, seed=job.seed, split=job.split,
+                                     task_index=job.task_index, goals=job.goals,
+                                     budgets=job.budgets if name == "rma" else (0,))
     else:  # payload change mid-episode, after one full episode of interaction
         warm_goal = sample_goals(arm, 1, _goal_seed(job.seed, job.split, job.task_index, 999))[0]
         for name in AGENT_NAMES:
@@ -428,7 +439,7 @@ def _per_goal(rs: list[dict], name: str, k: int, key: str) -> np.ndarray:
                     dtype=float)
 
 
-def _split_summary(results: list[dict], split: str, budgets: tuple[int, ...], seed: int) -> dict:
+def split_summary(results: list[dict], split: str, budgets: tuple[int, ...], seed: int) -> dict:
     """S(k) over draws: returns are averaged over a draw's goals first (as the evaluation
     protocol averages over seeds), then bootstrapped over draws."""
     from metabot.deploy import report
@@ -486,8 +497,8 @@ def summarize(results: list[dict], out: Path, *, wall_s: float, agent_paths: dic
     from metabot.deploy import report
 
     seed = results[0]["job"]["seed"] if results else 0
-    test = _split_summary(results, "test", budgets, seed)
-    fault = _split_summary(results, "fault", fault_budgets, seed)
+    test = split_summary(results, "test", budgets, seed)
+    fault = split_summary(results, "fault", fault_budgets, seed)
     files = {"report": str(out / "report.json"), "cycle_logs": str(out / "cycles")}
     if test:
         files["curve"] = str(report.plot_score_curve(

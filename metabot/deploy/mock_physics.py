@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from metabot.deploy.demo import AGENT_NAMES, BUDGETS, TASK, _eval_tag, _goal_seed, _what
+from metabot.deploy.demo import AGENT_NAMES, BUDGETS, TASK, curve_plan, split_summary
 
 SERVO_HZ = 1000  # the mock's firmware loop and physics rate
 HOME_SPEED = 1.5  # rad/s, as the deploy loop's homing between episodes
@@ -131,10 +131,10 @@ def _episode(sync: _SyncArm, agent: Any, desc: Any, goal: np.ndarray, steps: int
 
 
 def run_draw(draw: Draw) -> dict[str, Any]:
-    """Every agent's evaluation episodes on one mock robot (a fresh robot per trial, as the
-    demo's forgetting segments give an agent a robot it has never seen)."""
+    """Every agent's trials on one mock robot, as the demo plans them (`curve_plan`), in the
+    demo's raw result layout; each trial starts on a freshly built arm."""
     from metabot import runtime
-    from metabot.deploy.loop import arm_from_metadata, sample_goals
+    from metabot.deploy.loop import arm_from_metadata
     from metabot.deploy.session import episode_steps
 
     agents = {n: runtime.load(p) for n, p in draw.agents.items()}
@@ -142,24 +142,21 @@ def run_draw(draw: Draw) -> dict[str, Any]:
     desc = arm_from_metadata(meta)
     period = 1.0 / float(meta["task"]["control_rate_hz"])
     L = episode_steps(meta)
-    out: dict[str, Any] = {"task_index": draw.task_index, "segments": {}}
-    for g in range(draw.goals):
-        goal = sample_goals(desc, 1, _goal_seed(draw.seed, draw.split, draw.task_index,
-                                                _what(g, 0)))[0]
-        for name in AGENT_NAMES:
-            for k in draw.budgets if name == "rma" else (0,):
-                sync = _SyncArm(draw, period)
-                priv = sync.dist.oracle_features(sync.task) if name == "oracle" else None
-                n_warm = int(np.ceil(k / L))
-                warm = sample_goals(desc, max(n_warm, 1), _goal_seed(
-                    draw.seed, draw.split, draw.task_index, _what(g, 1 + k)))
-                left = k
-                for i in range(n_warm):
-                    steps = min(L, left)
-                    left -= steps
-                    _episode(sync, agents[name], desc, warm[i], steps, i == 0, period, priv)
-                res = _episode(sync, agents[name], desc, goal, L, k == 0, period, priv)
-                out["segments"][f"{name} {_eval_tag(k, g)}"] = res
+    out: dict[str, Any] = {"job": {"kind": "curve", "split": draw.split, "seed": draw.seed,
+                                   "task_index": draw.task_index}, "agents": {}}
+    for name in AGENT_NAMES:
+        segments = []
+        for trial in curve_plan(desc, L, seed=draw.seed, split=draw.split,
+                                task_index=draw.task_index, goals=draw.goals,
+                                budgets=draw.budgets if name == "rma" else (0,)):
+            sync = _SyncArm(draw, period)
+            priv = sync.dist.oracle_features(sync.task) if name == "oracle" else None
+            for seg in trial:
+                res = _episode(sync, agents[name], desc, seg.goal, seg.steps, seg.forget,
+                               period, priv)
+                segments.append({"tag": seg.tag, **res})
+        out["agents"][name] = {"segments": segments}
+    out["hidden"] = {"task_params": sync.task.to_dict(), "effects": sync.arm.effects.to_dict()}
     return out
 
 
@@ -167,9 +164,8 @@ def evaluate(agent_paths: dict[str, str], *, draws: int = 20, goals: int = 4, sp
              seed: int = 0, budgets: tuple[int, ...] = BUDGETS, link_delay_ms: float = 5.0,
              jobs: int = 2, progress: Any = None) -> dict[str, Any]:
     """S(k) of the adaptive agent on `draws` mock robots x `goals` goals, against dr and the
-    oracle on the same robots and goals (returns averaged per robot first, as in the demo)."""
-    from metabot.deploy.report import adaptation_summary
-
+    oracle on the same robots and goals (the demo's `split_summary`: returns averaged per
+    robot first, the interval over robots)."""
     t0 = time.monotonic()
     work = [Draw(split, i, seed, goals, tuple(budgets), link_delay_ms, dict(agent_paths))
             for i in range(draws)]
@@ -179,26 +175,10 @@ def evaluate(agent_paths: dict[str, str], *, draws: int = 20, goals: int = 4, sp
             results.append(r)
             if progress is not None:
                 progress(len(results), draws)
-
-    def per_goal(name: str, k: int, key: str) -> np.ndarray:
-        return np.array([[r["segments"][f"{name} {_eval_tag(k, g)}"][key] for g in range(goals)]
-                         for r in results])
-
-    adaptive = {k: per_goal("rma", k, "return") for k in budgets}
-    out = adaptation_summary(adaptive, per_goal("dr", 0, "return"),
-                             per_goal("oracle", 0, "return"), seed=seed)
-
-    def tip(name: str, k: int) -> dict[str, float]:
-        return {"mean_mm": float(per_goal(name, k, "mean_tip_error_mm").mean()),
-                "final_mm": float(per_goal(name, k, "final_tip_error_mm").mean())}
-
+    out = split_summary(results, split, tuple(budgets), seed)
     out.update({
         "measured_on": "the mock robot's physics, stepped synchronously (no serial link)",
-        "split": split, "tasks": draws, "goals_per_task": goals, "seed": seed,
-        "link_delay_ms": link_delay_ms,
-        "tip_error_mm": {"dr": tip("dr", 0), "oracle": tip("oracle", 0),
-                         "rma": {str(k): tip("rma", k) for k in budgets}},
-        "agents": dict(agent_paths),
+        "seed": seed, "link_delay_ms": link_delay_ms, "agents": dict(agent_paths),
         "wall_s": time.monotonic() - t0,
     })  # fmt: skip
     return out
