@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from metabot.bridge.mcu import DriveKind
 from metabot.deploy.demo import AGENT_NAMES, BUDGETS, TASK, curve_plan, split_summary
 
 SERVO_HZ = 1000  # the mock's firmware loop and physics rate
+TRACK = int(DriveKind.TRACK)
 HOME_SPEED = 1.5  # rad/s, as the deploy loop's homing between episodes
 HOME_TOL = 0.03  # rad
 HOME_TIMEOUT_S = 1.0
@@ -61,11 +63,9 @@ class _SyncArm:
         self.target = np.asarray(self.dist.arm.home, dtype=np.float64)
 
     def cycle(self, target: np.ndarray) -> None:
-        from metabot.bridge.mcu import DriveKind
-
         for s in range(self.n_servo):
             t = self.target if s < self.n_late else target
-            self.arm.step(int(DriveKind.TRACK), 1, t, self.limit)  # mode 1: position
+            self.arm.step(TRACK, 1, t, self.limit)  # mode 1: position
         self.target = np.asarray(target, dtype=np.float64)
 
     def measured(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
