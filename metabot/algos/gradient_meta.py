@@ -13,6 +13,11 @@ Variants differ only in what adapts and how the gradient flows:
     maml     all parameters, second-order          fomaml   all, first-order
     metasgd  all, learned per-entry step sizes     anil     head only, second-order
     reptile  theta += eps * mean_i(phi_i - theta), phi_i = inner step + SGD on the task
+
+``outer_critic=true``: the outer objective's advantages come from a learned value network
+that also sees the task's privileged dynamics features (metabot.algos.gradient_critic),
+GAE with ``outer_gae_lambda``; the inner step keeps the linear-baseline advantages the robot
+computes, and the critic is checkpointed but never part of the agent.
 """
 
 from __future__ import annotations
@@ -29,6 +34,12 @@ from metabot.algos.base import Algorithm
 from metabot.algos.config import positive
 from metabot.algos.envs import EnvBatch, derive_seed
 from metabot.algos.gradient_agent import GradientAgent
+from metabot.algos.gradient_critic import (
+    OuterCritic,
+    critic_advantages,
+    episode_returns,
+    fit_critic,
+)
 from metabot.algos.gradient_sampler import Episodes, collect
 from metabot.algos.maml_numpy_head import advantages
 from metabot.errors import ConfigError
@@ -72,10 +83,25 @@ class GradientConfig:
     # tasks are split into this many minibatches per outer epoch (PPO-style): more Adam
     # steps for the same meta-gradient compute; 1 = full batch (ProMP)
     outer_minibatches: int = 1
+    # true: the OUTER objective's advantages come from a learned critic that sees the
+    # task's privileged dynamics features (training only, never exported), with GAE
+    # (outer_gae_lambda); the inner step keeps the linear baseline the robot runs
+    outer_critic: bool = False
+    critic_hidden: tuple[int, ...] = (128, 128)
+    critic_lr: float = 1e-3
+    critic_epochs: int = 5
+    critic_minibatches: int = 4
+    outer_gae_lambda: float = 0.95
 
     def validate(self) -> None:
         positive(self, "meta_batch", "adapt_episodes", "post_episodes", "inner_steps",
-                 "outer_lr", "ppo_epochs", "reptile_steps", "outer_minibatches")
+                 "outer_lr", "ppo_epochs", "reptile_steps", "outer_minibatches",
+                 "critic_lr", "critic_epochs", "critic_minibatches")
+        if not self.critic_hidden or min(self.critic_hidden) <= 0:
+            raise ConfigError("config key 'critic_hidden' must be a non-empty list of "
+                              "positive widths")
+        if not 0.0 <= self.outer_gae_lambda <= 1.0:
+            raise ConfigError("config key 'outer_gae_lambda' must lie in [0, 1]")
         if self.outer_minibatches > self.meta_batch:
             raise ConfigError("config key 'outer_minibatches' must be <= meta_batch")
         if not self.pre_coef >= 0:
@@ -132,6 +158,9 @@ class GradientMetaLearner(Algorithm):
             torch.manual_seed(self.seed)  # weight init, without touching the global RNG
             self.agent = build_agent(self.name, dist.obs_dim, dist.act_dim,
                                      int(getattr(dist, "oracle_dim", 0)), config)
+            # training only: the privileged critic of the outer advantages (not exported)
+            self.critic = OuterCritic(dist.obs_dim, int(getattr(dist, "oracle_dim", 0)),
+                                      config.critic_hidden) if config.outer_critic else None
         self.first_order = VARIANTS[self.name][2]
         trainable = list(self.agent.policy.parameters())
         if VARIANTS[self.name][1]:
@@ -140,12 +169,24 @@ class GradientMetaLearner(Algorithm):
         self.task_objective = gf.meta_objective_fn(
             self.agent.policy, keys=self.agent.adapt_keys, inner_steps=config.inner_steps,
             first_order=self.first_order, clip=config.clip_coef)
+        self.critic_optimizer = (
+            torch.optim.Adam(self.critic.net.parameters(), lr=config.critic_lr, eps=1e-5)
+            if self.critic is not None else None)
 
     def final_agent(self) -> GradientAgent:
         return self.agent
 
+    def modules(self) -> dict[str, torch.nn.Module]:
+        mods: dict[str, torch.nn.Module] = {"agent": self.agent}
+        if self.critic is not None:  # checkpointed (exact --resume), never exported
+            mods["critic"] = self.critic
+        return mods
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"optimizer": self.optimizer}
+        opts = {"optimizer": self.optimizer}
+        if self.critic_optimizer is not None:
+            opts["critic_optimizer"] = self.critic_optimizer
+        return opts
 
     @classmethod
     def make_evaluator(cls, agent: GradientAgent) -> Any:
@@ -157,6 +198,38 @@ class GradientMetaLearner(Algorithm):
     def _advantages(self, eps: list[Episodes]) -> list[np.ndarray]:
         return [advantages(e.obs_norm, e.rewards, e.ends, gamma=self.config.gamma,
                            lam=self.config.gae_lambda) for e in eps]
+
+    def _critic_step(self, pre: list[Episodes], post: list[Episodes], privileged: np.ndarray,
+                     episode_steps: int) -> tuple[list[np.ndarray], list[np.ndarray],
+                                                  dict[str, float]]:
+        """Outer advantages of the pre- and post-adaptation episodes from the critic as it
+        stands, then one regression of the critic on all of this iteration's returns."""
+        cfg, critic = self.config, self.critic
+        assert critic is not None and self.critic_optimizer is not None
+        xs, rets, out = [], [], []
+        for phase, group in ((0.0, pre), (1.0, post)):
+            advs = []
+            for i, e in enumerate(group):
+                x = critic.inputs(e, privileged[i], episode_steps, phase)
+                advs.append(critic_advantages(critic.value_raw(x), e, cfg.gamma,
+                                              cfg.outer_gae_lambda))
+                xs.append(x)
+                rets.append(episode_returns(e, cfg.gamma))
+            out.append(advs)
+        x_all = torch.cat(xs)
+        ret_all = torch.as_tensor(np.concatenate(rets), dtype=torch.float32)
+        with torch.no_grad():
+            before = critic.value_raw(x_all)
+        var = float(np.var(ret_all.numpy()))
+        explained = 1.0 - float(np.var(ret_all.numpy() - before)) / var if var > 0 else 0.0
+        critic.value_norm.update(ret_all.reshape(-1, 1))
+        loss = fit_critic(critic, self.critic_optimizer, x_all, ret_all,
+                          epochs=cfg.critic_epochs, minibatches=cfg.critic_minibatches,
+                          max_grad_norm=cfg.max_grad_norm, generator=self.torch_gen)
+        # the privileged statistics move after the fit, as the baselines' priv_norm does
+        if critic.privileged_dim > 0:
+            critic.priv_norm.update(torch.as_tensor(privileged, dtype=torch.float32))
+        return out[0], out[1], {"critic_loss": loss, "critic_explained_var": explained}
 
     def train_iteration(self) -> dict[str, float]:
         cfg, agent = self.config, self.agent
@@ -177,16 +250,24 @@ class GradientMetaLearner(Algorithm):
             post, n1 = collect(envs, agent.policy, agent.obs_norm, adapted, cfg.post_episodes,
                                seed=derive_seed(self.seed, self.iteration, 4),
                                generator=self.torch_gen)
+            privileged, episode_steps = envs.privileged, envs.episode_steps
         finally:
             envs.close()
         t_sample = time.perf_counter() - t0
         t1 = time.perf_counter()
-        post_b = stack_batches(post, self._advantages(post))
+        extra: dict[str, float] = {}
+        pre_outer = pre_b  # what the pre_coef term reads; the inner step always reads pre_b
+        if self.critic is None:
+            post_b = stack_batches(post, self._advantages(post))
+        else:
+            pre_adv, post_adv, extra = self._critic_step(pre, post, privileged, episode_steps)
+            post_b = stack_batches(post, post_adv)
+            pre_outer = {**pre_b, "adv": stack_batches(pre, pre_adv)["adv"]}
         if self.name == "reptile":
             self._reptile_update(pre_b, post_b)
             objective = float("nan")
         else:
-            objective = self._ppo_update(pre_b, post_b)
+            objective = self._ppo_update(pre_b, post_b, pre_outer)
         if self.iteration < cfg.norm_obs_iterations:
             agent.obs_norm.update(torch.as_tensor(
                 np.concatenate([e.obs for e in pre + post]), dtype=torch.float32))
@@ -205,10 +286,15 @@ class GradientMetaLearner(Algorithm):
             "log_std": float(agent.policy.log_std.detach().mean()),
             "step_size": float(torch.stack(
                 [v.detach().mean() for v in agent.step_dict().values()]).mean()),
+            **extra,
         }
 
-    def _ppo_update(self, pre: gf.Batch, post: gf.Batch) -> float:
+    def _ppo_update(self, pre: gf.Batch, post: gf.Batch,
+                    pre_outer: gf.Batch | None = None) -> float:
+        """``pre`` feeds the inner step (linear-baseline advantages, as on the robot);
+        ``pre_outer`` (default ``pre``) the pre_coef term of the outer objective."""
         agent, cfg = self.agent, self.config
+        pre_outer = pre if pre_outer is None else pre_outer
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         n_tasks = pre["obs"].shape[0]
         for _ in range(cfg.ppo_epochs):
@@ -220,11 +306,12 @@ class GradientMetaLearner(Algorithm):
             for idx in order.chunk(cfg.outer_minibatches):
                 pre_mb = {k: v[idx] for k, v in pre.items()}
                 post_mb = {k: v[idx] for k, v in post.items()}
+                pre_outer_mb = {k: v[idx] for k, v in pre_outer.items()}
                 value = gf.meta_objective(self.task_objective, agent.params(),
                                           agent.step_dict(), pre_mb, post_mb)
                 if cfg.pre_coef > 0:
                     value = value + cfg.pre_coef * gf.initial_policy_objective(
-                        agent.policy, agent.params(), pre_mb, cfg.clip_coef)
+                        agent.policy, agent.params(), pre_outer_mb, cfg.clip_coef)
                 self.optimizer.zero_grad()
                 (-value).backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
