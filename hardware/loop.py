@@ -136,9 +136,8 @@ class ControlLoop:
                 if state is not None and state.command_seq is not None \
                         and state.command_seq != last_echo:
                     last_echo = state.command_seq
-                    ts = sent_times.pop(state.command_seq, None)
-                    if ts is not None:
-                        new_rtt = state.received_at - ts
+                    new_rtt = self._round_trip(state, sent_times.pop(state.command_seq, None))
+                    if new_rtt is not None:
                         rtts.append(new_rtt)
                 action = policy(state, k) if state is not None else None
                 now = time.monotonic()
@@ -204,6 +203,18 @@ class ControlLoop:
             if log is not None:
                 log.close(stats.to_dict())
         return stats
+
+    def _round_trip(self, state: RobotState, t_sent: float | None) -> float | None:
+        """Command sent -> first state echoing it. From the backend's own timestamps where it
+        keeps them (when the OS took the bytes, when the echo arrived); otherwise from this
+        cycle's state, which rounds the round trip up to the next control cycle."""
+        seq = state.command_seq
+        echoed = self.robot.command_echoed_at(seq)
+        written = self.robot.command_sent_at(seq)
+        start = written if written is not None else t_sent
+        if start is None:
+            return None
+        return (echoed if echoed is not None else state.received_at) - start
 
     def _resolve(self, pending: list, t_wire: list, now: float) -> int:
         """Replace loop send times by the times the OS took the bytes, for an asynchronous

@@ -159,6 +159,12 @@ class Robot(ABC):
         """Wait until queued frames are handed to the OS (asynchronous backends)."""
         return None
 
+    def command_echoed_at(self, cmd_seq: int) -> float | None:
+        """When the first state saying the device applied this command arrived (host time);
+        None where the backend does not track it. With `command_sent_at` it gives the link's
+        true round trip, not one rounded up to the next control cycle."""
+        return None
+
     # ---- public API ----------------------------------------------------------------------
     def estop(self) -> None:
         """Emergency stop: torque off, latched until `enable()`."""

@@ -141,6 +141,7 @@ class SerialRobot(Robot):
         self._latched: str | None = None  # from a FAULT, before the next STATE shows it
         self.bytes_received = 0
         self.stale_frames = 0
+        self._echoed_at: dict[int, float] = {}  # cmd seq -> first STATE reporting it applied
 
     # ---- description ---------------------------------------------------------------------
     @property
@@ -322,6 +323,10 @@ class SerialRobot(Robot):
             return
         if isinstance(msg, State):
             st = msg.status
+            if msg.last_cmd_seq not in self._echoed_at:
+                self._echoed_at[msg.last_cmd_seq] = now
+                if len(self._echoed_at) > 512:
+                    self._echoed_at.pop(next(iter(self._echoed_at)))
             self._latest = RobotState(
                 positions=np.array(msg.positions, np.float64),
                 velocities=np.array(msg.velocities, np.float64),
@@ -456,6 +461,9 @@ class SerialRobot(Robot):
     def command_sent_at(self, cmd_seq: int) -> float | None:
         """When the command's bytes were handed to the OS (None: not yet, or coalesced)."""
         return self._written_at.get(cmd_seq)
+
+    def command_echoed_at(self, cmd_seq: int) -> float | None:
+        return self._echoed_at.get(cmd_seq)
 
     def _request(self, msg: Message, what: str, timeout: float | None = None,
                  tries: int = 3) -> None:

@@ -231,6 +231,19 @@ def test_loop_over_mock_logs_rtt_and_leaves_it_holding(mock, tmp_path):
     assert mock.status()["state"] == "holding"  # the context's default exit
 
 
+def test_round_trip_is_the_links_own_not_the_control_period(mock):
+    """At 20 Hz the next cycle comes 50 ms later; the round trip (two 0.5-2 ms wires and a
+    1 kHz servo tick) is timed from the backend's echo, not from that cycle."""
+    r = robot(mock)
+    with r:
+        r.enable()
+        q = r.read_state().positions.copy()
+        stats = ControlLoop(r, 20.0, safety=SafetyConfig(link_timeout_s=1.0)).run(
+            lambda s, k: q, seconds=0.5)
+    assert stats.rtt_samples >= 5
+    assert 1000 < stats.rtt_p50_us < 10_000 and stats.rtt_p99_us < 25_000
+
+
 def test_wrong_baud_rate_and_version_mismatch(mock):
     with pytest.raises(LinkError, match="no valid frame: wrong baud rate"):
         robot(mock, baudrate=115200, handshake_timeout_s=0.4).connect()
