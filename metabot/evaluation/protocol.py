@@ -12,6 +12,8 @@ a gradient-based family supplies its own evaluator that adapts in `end_episode`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -165,17 +167,14 @@ def budget_steps(k: int, unit: str, episode_steps: int) -> int:
     return k if unit == "steps" else k * episode_steps
 
 
-def run_budget(
-    dist: Any,
-    tasks: list[Any],
-    evaluator: Evaluator,
-    k: int,
-    unit: str,
-    eval_seed: int,
+@contextmanager
+def adapted(
+    dist: Any, tasks: list[Any], evaluator: Evaluator, k: int, unit: str, eval_seed: int,
     act_dim: int,
-) -> Episode:
-    """R_k: interact k steps/episodes from reset seed (eval_seed, k), then one evaluation
-    episode from reset seed eval_seed (identical for every agent and every k)."""
+) -> Iterator[tuple[Any, Driver]]:
+    """(envs, driver) after the agent interacted k steps/episodes from reset seed
+    (eval_seed, k), reset to eval_seed for the evaluation episode (identical for every agent
+    and every k); the envs close on exit."""
     from metabot.algos.envs import EnvBatch, derive_seed
 
     envs = EnvBatch(dist, tasks, seed=eval_seed)
@@ -188,10 +187,24 @@ def run_budget(
             driver.run(n_steps, exploring=True)
             driver.interrupt(exploring=True)
         driver.reset(eval_seed)
-        (episode,) = driver.run(envs.episode_steps, exploring=False)
-        return episode
+        yield envs, driver
     finally:
         envs.close()
+
+
+def run_budget(
+    dist: Any,
+    tasks: list[Any],
+    evaluator: Evaluator,
+    k: int,
+    unit: str,
+    eval_seed: int,
+    act_dim: int,
+) -> Episode:
+    """R_k: the evaluation episode after a budget of k steps/episodes (`adapted`)."""
+    with adapted(dist, tasks, evaluator, k, unit, eval_seed, act_dim) as (envs, driver):
+        (episode,) = driver.run(envs.episode_steps, exploring=False)
+    return episode
 
 
 def episode_metrics(ep: Episode, dt: float) -> dict[str, np.ndarray]:

@@ -39,19 +39,9 @@ def switch_tasks(envs: Any, tasks: list[Any]) -> bool:
 
 
 def _switched_episode(dist, tasks, after, evaluator, k, unit, eval_seed, act_dim, switch_step):
-    from metabot.algos.envs import EnvBatch, derive_seed
-    from metabot.evaluation.protocol import Driver, budget_steps
+    from metabot.evaluation.protocol import adapted
 
-    envs = EnvBatch(dist, tasks, seed=eval_seed)
-    try:
-        evaluator.begin(envs.privileged)
-        driver = Driver(envs, evaluator, act_dim)
-        n = budget_steps(k, unit, envs.episode_steps)
-        if n > 0:
-            driver.reset(derive_seed(eval_seed, k, 7))
-            driver.run(n, exploring=True)
-            driver.interrupt(exploring=True)
-        driver.reset(eval_seed)
+    with adapted(dist, tasks, evaluator, k, unit, eval_seed, act_dim) as (envs, driver):
         state = {"ok": True}
 
         def on_step(t):
@@ -61,9 +51,7 @@ def _switched_episode(dist, tasks, after, evaluator, k, unit, eval_seed, act_dim
                     evaluator.set_privileged(envs.privileged)
 
         (ep,) = driver.run(envs.episode_steps, exploring=False, on_step=on_step)
-        return ep if state["ok"] else None
-    finally:
-        envs.close()
+    return ep if state["ok"] else None
 
 
 def time_to_recover_report(
