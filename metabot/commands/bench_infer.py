@@ -23,7 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import os
 
     from metabot.bench.infer import bench_infer
     from metabot.errors import ConfigError
@@ -38,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     text = json.dumps(result, indent=2)
     print(text)
     if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        tmp = args.json_out + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, args.json_out)
+        from metabot.deploy.report import write_json
+
+        write_json(args.json_out, result)
     return 0

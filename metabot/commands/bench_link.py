@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,15 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--note", help="a remark stored in the JSON (conditions, caveats)")
 
 
-def _write(path: str, obj) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, p)
-
-
 def run(args) -> int:
+    from metabot.deploy.report import write_json
     from metabot.errors import ConfigError
 
     if args.codec:
@@ -79,5 +70,5 @@ def run(args) -> int:
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:
-        _write(args.json, result)
+        write_json(args.json, result)
     return 0

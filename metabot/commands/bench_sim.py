@@ -23,7 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import os
 
     from metabot.bench.sim import bench_sim
     from metabot.errors import ConfigError
@@ -44,10 +43,8 @@ def run(args: argparse.Namespace) -> int:
     out = results[0] if len(results) == 1 else {"results": results}
     text = json.dumps(out, indent=2)
     if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        tmp = args.json_out + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, args.json_out)
+        from metabot.deploy.report import write_json
+
+        write_json(args.json_out, out)
     print(text)
     return 0

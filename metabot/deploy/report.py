@@ -107,8 +107,8 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> Path:
-    """Write strict JSON crash-safely (temp file, then rename)."""
+def write_json(path: str | os.PathLike, data: Mapping[str, Any] | list) -> Path:
+    """Write strict JSON crash-safely (temp file, then rename); every `--json OUT` uses it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
