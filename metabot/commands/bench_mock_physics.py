@@ -53,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
         interval = "n/a" if ci[k] is None else f"[{ci[k][0]:.2f}, {ci[k][1]:.2f}]"
         value = "not defined" if v is None else f"{v:.2f}"
         console.print(f"  S({k}) = {value} {interval}   return {res['return'][k]:.1f}")
+    k = max(res["return"], key=int)
+    console.print(f"by latency draw (sums over robots; share = what RMA after {k} steps closes)")
+    for lat, g in res["gap_by_latency"].items():
+        share = "n/a" if g["share"] is None else f"{g['share']:.2f}"
+        console.print(f"  latency {lat}: {g['robots']} robots, "
+                      f"oracle - dr {g['oracle_minus_dr']:+.1f}, "
+                      f"RMA - dr {g['adaptive_minus_dr']:+.1f}, share {share}")
     if args.json:
         report.write_json(args.json, res)
         console.print(f"wrote {args.json}")

@@ -176,9 +176,31 @@ def evaluate(agent_paths: dict[str, str], *, draws: int = 20, goals: int = 4, sp
             if progress is not None:
                 progress(len(results), draws)
     out = split_summary(results, split, tuple(budgets), seed)
+    out["gap_by_latency"] = gap_by_param(out["draws"], "latency", max(budgets))
     out.update({
         "measured_on": "the mock robot's physics, stepped synchronously (no serial link)",
         "seed": seed, "link_delay_ms": link_delay_ms, "agents": dict(agent_paths),
         "wall_s": time.monotonic() - t0,
     })  # fmt: skip
     return out
+
+
+def gap_by_param(draws: list[dict], param: str, k: int) -> dict[str, dict[str, float]]:
+    """Where the oracle-dr gap lies and how much of it the adaptive agent closes after k
+    steps, grouped by the value of one hidden parameter (first element) of the robots.
+
+    Sums over a group's robots (goal-averaged returns), so the groups add up to the whole
+    split's S(k) numerator and denominator. No share where the oracle gains less than one
+    return point per robot over dr: a ratio of two noise terms says nothing."""
+    groups: dict[str, dict[str, float]] = {}
+    for d in draws:
+        key = f"{d['hidden'][param][0]:g}"
+        g = groups.setdefault(key, {"robots": 0, "oracle_minus_dr": 0.0, "adaptive_minus_dr": 0.0})
+        r = d["return"]
+        g["robots"] += 1
+        g["oracle_minus_dr"] += r["oracle"] - r["dr"]
+        g["adaptive_minus_dr"] += r[f"rma k={k}"] - r["dr"]
+    for g in groups.values():
+        gap = g["oracle_minus_dr"]
+        g["share"] = g["adaptive_minus_dr"] / gap if gap >= g["robots"] else None
+    return {key: groups[key] for key in sorted(groups, key=float)}
