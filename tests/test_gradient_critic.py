@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_maml_train import CFG, HiddenGoal
+from test_maml_train import CFG, HiddenGoal, full_and_resumed
 
 from metabot.algos import gradient_meta, registry
 from metabot.algos.config import build_config
@@ -115,25 +115,11 @@ def test_critic_loss_falls_on_a_fixed_batch():
 
 
 def test_critic_resume_equals_uninterrupted(tmp_path):
-    from metabot.algos.runs import CHECKPOINT_FORMAT, load_agent, torch_load
-    from metabot.algos.trainer import train
-    from metabot.cli import main
+    from metabot.algos.runs import CHECKPOINT_FORMAT, torch_load
 
-    sets = ["meta_batch=4", "hidden=[16,16]", "outer_critic=true", "pre_coef=1.0",
-            "critic_hidden=[16,16]", "outer_minibatches=2"]
-    common = [x for s in sets for x in ("--set", s)] + ["--no-progress"]
-    args = ["train", "--algo", "maml", "--tasks", "toy-reach", "--steps", "2000"]
-    assert main([*args, "--out", str(tmp_path / "full"), *common]) == 0
     overrides = {"meta_batch": 4, "hidden": [16, 16], "outer_critic": True, "pre_coef": 1.0,
                  "critic_hidden": [16, 16], "outer_minibatches": 2}
-    train("maml", "toy-reach", tmp_path / "cut", steps=2000, overrides=overrides,
-          progress=False, stop_after_iterations=2)
-    assert main(["train", "--algo", "maml", "--out", str(tmp_path / "cut"), "--resume",
-                 "--no-progress"]) == 0
-    full, _ = load_agent(tmp_path / "full")
-    cut, _ = load_agent(tmp_path / "cut")
-    for k, v in full.state_dict().items():
-        torch.testing.assert_close(cut.state_dict()[k], v, rtol=0, atol=0)
+    full, _, _ = full_and_resumed(tmp_path, "maml", overrides)
     states = [torch_load(tmp_path / d / "checkpoint.pt", CHECKPOINT_FORMAT)["state"]
               for d in ("full", "cut")]
     assert states[0]["iteration"] == states[1]["iteration"] > 2

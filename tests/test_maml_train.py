@@ -131,24 +131,34 @@ def test_metasgd_learns_step_sizes():
     assert any((after[k].detach() - before[k]).abs().max() > 0 for k in before)
 
 
-def test_train_cli_resume_and_eval(tmp_path):
+def full_and_resumed(tmp_path, algo: str, overrides: dict):
+    """Train on toy-reach through the CLI in full (tmp_path/full), and again cut after two
+    iterations and resumed through the CLI (tmp_path/cut); asserts equal final weights and
+    returns (full agent, its info, cut agent)."""
+    import json
+
     from metabot.algos.runs import load_agent
     from metabot.algos.trainer import train
     from metabot.cli import main
-    from metabot.evaluation.report import make_evaluator
 
-    common = ["--set", "meta_batch=4", "--set", "hidden=[16,16]", "--no-progress"]
-    args = ["train", "--algo", "anil", "--tasks", "toy-reach", "--steps", "2000"]
-    assert main([*args, "--out", str(tmp_path / "full"), *common]) == 0
-    overrides = {"meta_batch": 4, "hidden": [16, 16]}
-    train("anil", "toy-reach", tmp_path / "cut", steps=2000, overrides=overrides,
+    sets = [x for k, v in overrides.items() for x in ("--set", f"{k}={json.dumps(v)}")]
+    args = ["train", "--algo", algo, "--tasks", "toy-reach", "--steps", "2000"]
+    assert main([*args, "--out", str(tmp_path / "full"), *sets, "--no-progress"]) == 0
+    train(algo, "toy-reach", tmp_path / "cut", steps=2000, overrides=overrides,
           progress=False, stop_after_iterations=2)
-    assert main(["train", "--algo", "anil", "--out", str(tmp_path / "cut"), "--resume",
+    assert main(["train", "--algo", algo, "--out", str(tmp_path / "cut"), "--resume",
                  "--no-progress"]) == 0
     full, info = load_agent(tmp_path / "full")
     cut, _ = load_agent(tmp_path / "cut")
     for k, v in full.state_dict().items():
         torch.testing.assert_close(cut.state_dict()[k], v, rtol=0, atol=0)
+    return full, info, cut
+
+
+def test_train_cli_resume_and_eval(tmp_path):
+    from metabot.evaluation.report import make_evaluator
+
+    full, info, _ = full_and_resumed(tmp_path, "anil", {"meta_batch": 4, "hidden": [16, 16]})
     assert info["agent"]["budget_unit"] == "episodes"
     assert info["agent"]["adaptation"]["kind"] == "head"
     assert isinstance(make_evaluator(full, "anil"), GradientEvaluator)
