@@ -185,14 +185,14 @@ def evaluate(agent_paths: dict[str, str], *, draws: int = 20, goals: int = 4, sp
     return out
 
 
-def gap_by_param(draws: list[dict], param: str, k: int) -> dict[str, dict[str, float]]:
+def gap_by_param(draws: list[dict], param: str, k: int) -> dict[str, dict[str, Any]]:
     """Where the oracle-dr gap lies and how much of it the adaptive agent closes after k
     steps, grouped by the value of one hidden parameter (first element) of the robots.
 
     Sums over a group's robots (goal-averaged returns), so the groups add up to the whole
     split's S(k) numerator and denominator. No share where the oracle gains less than one
     return point per robot over dr: a ratio of two noise terms says nothing."""
-    groups: dict[str, dict[str, float]] = {}
+    groups: dict[str, dict[str, Any]] = {}
     for d in draws:
         key = f"{d['hidden'][param][0]:g}"
         g = groups.setdefault(key, {"robots": 0, "oracle_minus_dr": 0.0, "adaptive_minus_dr": 0.0})
