@@ -76,3 +76,40 @@ def test_bench_infer_json(run_and_artifact, tmp_path):
     for key in ("p50_us", "p99_us", "torch_p50_us", "torch_p99_us"):
         assert result[key] > 0
     assert result["p50_us"] <= result["p99_us"] and result["algorithm"] == "rma"
+
+
+def test_export_teacher_acts_on_the_true_dynamics(run_and_artifact, tmp_path):
+    """`--teacher` exports the rma teacher: no history state, the oracle's privileged input,
+    and actions that follow the torch teacher given the same features (not the student's)."""
+    import numpy as np
+    import torch
+
+    from metabot import runtime
+    from metabot.algos.runs import load_agent
+
+    run_dir, student_art, _ = run_and_artifact
+    art = tmp_path / "teacher.onnx"
+    assert main(["export", str(run_dir), "--out", str(art), "--teacher"]) == 0
+    teacher = runtime.load(art)
+    assert teacher.metadata["algorithm"] == "rma-teacher"
+    assert teacher.metadata["history_length"] == 40 and teacher.metadata["privileged_dim"] > 0
+    torch_agent, _ = load_agent(run_dir)
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal(torch_agent.obs_dim).astype(np.float32)
+    priv = rng.standard_normal(torch_agent.privileged_dim).astype(np.float32)
+    with torch.no_grad():
+        ref = torch_agent.actor_mean(torch.as_tensor(obs)[None],
+                                     torch_agent.teacher_latent(torch.as_tensor(priv)[None]))
+    got = teacher.act(obs, privileged=priv)
+    assert np.allclose(got, np.clip(ref.numpy()[0], -1, 1), atol=1e-5)
+    with pytest.raises(Exception, match="privileged"):
+        teacher.act(obs)  # like the oracle, it cannot act without the true dynamics
+
+
+def test_export_teacher_refuses_other_algorithms(tmp_path, capsys):
+    run_dir = tmp_path / "dr"
+    assert main(["train", "--algo", "dr", "--tasks", "toy-reach", "--out", str(run_dir),
+                 "--seed", "0", "--steps", "640"]) == 0
+    assert main(["export", str(run_dir), "--out", str(tmp_path / "t.onnx"), "--teacher"]) != 0
+    err = capsys.readouterr().err
+    assert "--teacher needs an rma run" in err and not (tmp_path / "t.onnx").exists()

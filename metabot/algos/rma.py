@@ -7,12 +7,20 @@
    the states visited are the ones the deployed student will visit). Rollouts hold
    several episodes per task with the history carried over, as on a robot.
 
+With `teacher_run` (a finished `oracle` run) there is no teacher phase: the oracle's policy
+IS the teacher, z is its normalized dynamics features (an identity encoder), and the whole
+budget trains the student. The deployed policy is then the oracle's, so on a robot the
+adaptive agent loses only what its estimate of the dynamics misses; a teacher of its own
+ends up a different PPO solution, which on the mock robot costs more than the estimate does
+(measured: docs/quickstart.md). This is UP-OSI's recipe (Yu et al. 2017) with RMA's student.
+
 The exported agent is the student (`RMAAgent.forward`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +47,14 @@ class RMAConfig(PPOConfig):
     student_epochs: int = 4
     student_minibatch: int = 512
     student_explore: bool = True  # sample actions with the policy's std in student rollouts
+    # > 0: the student's loss adds this weight times the squared difference between the
+    # policy's action under the estimated z and under the true z, on the visited states, so
+    # the estimate is pulled hardest where the policy is sensitive to it
+    student_action_coef: float = 0.0
+    # a finished `oracle` run dir (relative to the working directory): its policy is the
+    # teacher and every step trains the student; latent_dim, encoder_hidden, hidden,
+    # init_log_std and teacher_fraction then come from (or do not apply to) that run
+    teacher_run: str = ""
 
     def validate(self) -> None:
         super().validate()
@@ -46,6 +62,8 @@ class RMAConfig(PPOConfig):
             raise ConfigError("config key 'teacher_fraction' must lie in (0, 1)")
         if self.history_len < 8:
             raise ConfigError("config key 'history_len' must be >= 8")
+        if not self.student_action_coef >= 0:
+            raise ConfigError("config key 'student_action_coef' must be >= 0")
 
 
 @register
@@ -56,12 +74,15 @@ class RMA(FeedForwardPPO):
     def __init__(self, dist: Any, config: RMAConfig, seed: int, total_steps: int):
         super().__init__(dist, config, seed, total_steps)
         torch.manual_seed(self.seed)
-        self.agent = RMAAgent(
-            dist.obs_dim, dist.act_dim, dist.oracle_dim, latent_dim=config.latent_dim,
-            hidden=list(config.hidden), encoder_hidden=list(config.encoder_hidden),
-            history_len=config.history_len, adapt_channels=config.adapt_channels,
-            init_log_std=config.init_log_std,
-        )
+        if config.teacher_run:
+            self.agent = agent_from_oracle(config.teacher_run, dist, config)
+        else:
+            self.agent = RMAAgent(
+                dist.obs_dim, dist.act_dim, dist.oracle_dim, latent_dim=config.latent_dim,
+                hidden=list(config.hidden), encoder_hidden=list(config.encoder_hidden),
+                history_len=config.history_len, adapt_channels=config.adapt_channels,
+                init_log_std=config.init_log_std,
+            )
         a = self.agent
         teacher_params = [*a.encoder.parameters(), *a.actor.parameters(),
                           *a.critic.parameters(), a.log_std]
@@ -70,6 +91,8 @@ class RMA(FeedForwardPPO):
 
     @property
     def phase(self) -> str:
+        if self.config.teacher_run:
+            return "student"
         limit = self.config.teacher_fraction * self.total_steps
         return "teacher" if self.env_steps < limit else "student"
 
@@ -109,6 +132,7 @@ class RMA(FeedForwardPPO):
 
     def student_iteration(self) -> dict[str, float]:
         cfg, agent = self.config, self.agent
+        agent.actor.requires_grad_(False)  # frozen: the action loss trains the module only
         envs = sample_batch(self, cfg.num_envs)
         steps = cfg.student_episodes * envs.episode_steps
         rollout, _ = collect(
@@ -122,14 +146,24 @@ class RMA(FeedForwardPPO):
         with torch.no_grad():
             target = agent.teacher_latent(torch.as_tensor(envs.privileged))  # [N,Z]
         n_items = envs.n * steps
-        losses = []
+        losses: list[float] = []
+        act_losses: list[float] = []
         for _ in range(cfg.student_epochs):
             perm = torch.randperm(n_items, generator=self.torch_gen)
             for start in range(0, n_items, cfg.student_minibatch):
                 idx = perm[start : start + cfg.student_minibatch]
                 env_i, t_i = idx // steps, idx % steps
-                pred = agent.adapt(windows[env_i, t_i])
+                window = windows[env_i, t_i]
+                pred = agent.adapt(window)
                 loss = ((pred - target[env_i]) ** 2).mean()
+                if cfg.student_action_coef > 0:  # the newest entry holds the normalized obs
+                    obs_n = window[:, -1, : agent.obs_dim]
+                    act = agent.actor(torch.cat([obs_n, pred], -1))
+                    with torch.no_grad():
+                        ref = agent.actor(torch.cat([obs_n, target[env_i]], -1))
+                    act_mse = ((act - ref) ** 2).mean()
+                    loss = loss + cfg.student_action_coef * act_mse
+                    act_losses.append(act_mse.item())
                 self.student_optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(agent.adapt.parameters(), 1.0)
@@ -141,5 +175,44 @@ class RMA(FeedForwardPPO):
             "return": float(np.mean(rollout.episode_returns)),
             "z_mse": float(np.mean(losses[-max(1, len(losses) // cfg.student_epochs):])),
             "z_var": float(target.var(0).mean()),
+            **({"action_mse": float(np.mean(act_losses[-max(1, len(act_losses)
+                                                            // cfg.student_epochs):]))}
+               if act_losses else {}),
             "phase": 1.0,
         }
+
+
+def agent_from_oracle(run_dir: str, dist: Any, config: RMAConfig) -> RMAAgent:
+    """An RMA agent whose teacher is a trained oracle: the oracle's actor, critic, log-std and
+    normalizers, z = the normalized dynamics features (the encoder an identity layer), and a
+    fresh adaptation module. ConfigError names what does not fit."""
+    from metabot.algos.agents import MLPAgent
+    from metabot.algos.runs import load_agent
+    from metabot.errors import CheckpointError
+
+    where = f"config key 'teacher_run' ({run_dir!r})"
+    if not (Path(run_dir) / "agent.pt").is_file():
+        raise ConfigError(f"{where}: no trained run there (agent.pt missing; the path is "
+                          f"relative to the working directory {Path.cwd()})")
+    try:
+        oracle, info = load_agent(run_dir)
+    except CheckpointError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not isinstance(oracle, MLPAgent) or not oracle.use_privileged:
+        raise ConfigError(f"{where} is a {info['algo']} run; the teacher must be an oracle run")
+    if info["tasks"] != dist.name:
+        raise ConfigError(f"{where} was trained on {info['tasks']}, not {dist.name}")
+    if not info.get("finished"):
+        raise ConfigError(f"{where} has not finished training; finish it first")
+    hidden = list(oracle.spec()["kwargs"]["hidden"])
+    P = dist.oracle_dim
+    agent = RMAAgent(dist.obs_dim, dist.act_dim, P, latent_dim=P, hidden=hidden,
+                     encoder_hidden=[], history_len=config.history_len,
+                     adapt_channels=config.adapt_channels)
+    for name in ("actor", "critic", "obs_norm", "priv_norm", "value_norm"):
+        getattr(agent, name).load_state_dict(getattr(oracle, name).state_dict())
+    with torch.no_grad():
+        agent.log_std.copy_(oracle.log_std)
+        agent.encoder[0].weight.copy_(torch.eye(P))
+        agent.encoder[0].bias.zero_()
+    return agent

@@ -11,12 +11,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, metavar="AGENT.onnx", help="artifact path to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the parity check's inputs")
+    parser.add_argument(
+        "--teacher", action="store_true",
+        help="rma runs: export the teacher (the policy given the true dynamics features, as the"
+        " oracle is) instead of the student; a diagnostic, never a deployable adaptive agent",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from metabot.export.agent import export_run
 
-    path, report = export_run(args.run_dir, args.out, seed=args.seed)
+    path, report = export_run(args.run_dir, args.out, seed=args.seed, teacher=args.teacher)
     from metabot.runtime import read_artifact
 
     _, meta = read_artifact(path)

@@ -138,11 +138,31 @@ def export_agent(run_dir: str | Path, out_path: str | Path, **kwargs: Any) -> Pa
 
 
 def export_run(
-    run_dir: str | Path, out_path: str | Path, **kwargs: Any
+    run_dir: str | Path, out_path: str | Path, *, teacher: bool = False, **kwargs: Any
 ) -> tuple[Path, ParityReport]:
+    """Export a run's final agent; `teacher=True` exports an rma run's teacher instead."""
     from metabot import tasks
     from metabot.algos.runs import load_agent
 
     agent, info = load_agent(run_dir)
+    if teacher:
+        agent = teacher_of(agent)
+        info = {**info, "algo": agent.algo}  # the artifact says what it is: rma-teacher
     dist = tasks.get(info["tasks"])  # TaskError names an unknown distribution
     return export_loaded(agent, info, dist, out_path, **kwargs)
+
+
+def teacher_of(agent: nn.Module) -> nn.Module:
+    """The RMA teacher of a trained RMA agent, as a deployable agent: the same policy with z
+    from the true dynamics features (the oracle's input) instead of the history. Why: run
+    beside the oracle on the same robots, it says whether RMA's shortfall is the student's
+    estimate (teacher ~ oracle) or the policy itself (teacher < oracle)."""
+    from metabot.algos.agents import RMAAgent, RMATeacherAgent
+
+    if type(agent) is not RMAAgent:
+        raise ArtifactError(
+            f"--teacher needs an rma run; this run's agent is {type(agent).__name__}"
+        )
+    out = RMATeacherAgent(**agent.spec()["kwargs"])
+    out.load_state_dict(agent.state_dict())
+    return out
