@@ -50,3 +50,32 @@ def test_shipped_artifact_was_trained_on_the_committed_spec(name):
     assert recorded == json.loads(json.dumps(dist.ranges())), "rebuild the shipped agents"
     if name == "oracle":
         assert agent.privileged_dim == dist.oracle_dim
+
+
+def test_the_shipped_adaptive_agent_runs_the_shipped_oracles_policy():
+    """rma's teacher_run is the oracle: every weight of the oracle's actor is in rma's graph
+    (so a rebuilt oracle needs a rebuilt rma; the build orders them)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    def weights(path):
+        model = onnx.load(str(path))
+        return [numpy_helper.to_array(t) for t in model.graph.initializer]
+
+    agents = shipped_agents()
+    rma = weights(agents["rma"])
+    oracle = [w for w in weights(agents["oracle"]) if w.ndim == 2]  # the actor's matrices
+    assert oracle
+    for w in oracle:
+        assert any(r.shape == w.shape and np.array_equal(r, w) for r in rma)
+    assert build_agents.teacher_of(build_agents.committed_config(), "rma") == "oracle"
+
+
+def test_a_teacher_run_must_name_another_agent():
+    cfg = build_agents.committed_config()
+    bad = {**cfg, "rma": {**cfg["rma"], "params": {**cfg["rma"]["params"],
+                                                    "teacher_run": "runs/oracle"}}}
+    with pytest.raises(build_agents.ConfigError, match="must name another agent"):
+        build_agents.teacher_of(bad, "rma")
+    assert build_agents.teacher_of(cfg, "dr") is None

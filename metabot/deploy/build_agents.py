@@ -44,6 +44,15 @@ def committed_config() -> dict[str, Any]:
     return data["agents"]
 
 
+def teacher_of(cfg: dict[str, Any], name: str) -> str | None:
+    """The agent whose run is `name`'s teacher (rma's `teacher_run`), or None."""
+    teacher = cfg[name].get("params", {}).get("teacher_run") or None
+    if teacher is not None and (teacher not in cfg or teacher == name):
+        raise ConfigError(f"{CONFIG_NAME}: {name}'s teacher_run must name another agent of the "
+                          f"file ({', '.join(n for n in AGENTS if n != name)}), not {teacher!r}")
+    return teacher
+
+
 def config_digest(body: dict[str, Any]) -> str:
     """The digest a training run with this config records (metabot.algos.config.digest)."""
     from metabot.algos.config import digest
@@ -123,20 +132,28 @@ class _Bars:
 def _train_all(cfg, runs, procs, pending, logs, jobs, console, steps_scale, t0, bars) -> None:
     while pending or procs:
         while pending and len(procs) < max(1, jobs):
-            name = pending.pop(0)
+            # an agent whose teacher is another agent's run waits until that run has finished
+            ready = [n for n in pending if teacher_of(cfg, n) not in (*pending, *procs)]
+            if not ready:
+                break
+            name = ready[0]
+            pending.remove(name)
             body = dict(cfg[name])
             if steps_scale != 1.0:
                 body["steps"] = max(1, int(body["steps"] * steps_scale))
             cfg_file = runs / f"{name}.config.json"
             cfg_file.write_text(json.dumps(body, indent=1))
             run_dir = runs / name
+            # run from the runs directory: a teacher_run names its sibling run directory
             cmd = [sys.executable, "-m", "metabot", "train", "--algo", body["algo"],
                    "--tasks", body["tasks"], "--seed", str(body["seed"]),
-                   "--out", str(run_dir), "--config", str(cfg_file), "--no-progress"]
+                   "--out", str(run_dir.resolve()), "--config", str(cfg_file.resolve()),
+                   "--no-progress"]
             if (run_dir / "checkpoint.pt").is_file():
                 cmd.append("--resume")
             logs[name] = open(runs / f"{name}.train.log", "a")  # noqa: SIM115
-            procs[name] = subprocess.Popen(cmd, stdout=logs[name], stderr=subprocess.STDOUT)
+            procs[name] = subprocess.Popen(cmd, stdout=logs[name], stderr=subprocess.STDOUT,
+                                           cwd=runs)
             _say(console, f"training {name}: {' '.join(cmd[2:])}")
         for name, p in list(procs.items()):
             if p.poll() is None:
