@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where report.json, the plots and cycle logs go (default ./demo_out)")
     parser.add_argument("--from-scratch", action="store_true",
                         help="train and export the three agents first "
-                        "(about 45 minutes on 2 idle cores)")
+                        "(about 40 minutes on 2 idle cores)")
     parser.add_argument("--agents", metavar="DIR",
                         help="use arm6-reach-{rma,dr,oracle}.onnx from DIR, not the shipped ones")
     parser.add_argument("--draws", type=int, default=5,

@@ -8,9 +8,11 @@ hyper-parameter, exactly a run's config.json minus its digest) and exports each 
 DIR/arm6-reach-{rma,dr,oracle}.onnx (default: metabot/agents/, the shipped files).
 Every artifact records the digest of its config (metadata.training.config_digest), and
 tests/test_deploy_agents.py checks that the shipped ones match the committed config, so
-anyone can rebuild them. The three trainings run side by side (`--jobs`, default 3): on
-2 cores that takes about 41 minutes on a quiet machine (measured; far longer when other jobs
-share the cores). `metabot demo --from-scratch` calls `build`.
+anyone can rebuild them. The trainings run side by side (`--jobs`, default 3), except that
+an agent whose `teacher_run` names another agent (rma -> oracle) starts when that run has
+finished: on 2 idle cores dr and the oracle take about 22.5 minutes, the rma student 11 more
+(measured 2026-11-23; far longer when other jobs share the cores). `metabot demo
+--from-scratch` calls `build`.
 
 Needs the `train` and `sim` extras (torch, mujoco): this is the training-machine side.
 """
