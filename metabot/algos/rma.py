@@ -173,13 +173,17 @@ class RMA(FeedForwardPPO):
         self.env_steps += steps * cfg.num_envs
         return {
             "return": float(np.mean(rollout.episode_returns)),
-            "z_mse": float(np.mean(losses[-max(1, len(losses) // cfg.student_epochs):])),
+            "z_mse": _last_epoch_mean(losses, cfg.student_epochs),
             "z_var": float(target.var(0).mean()),
-            **({"action_mse": float(np.mean(act_losses[-max(1, len(act_losses)
-                                                            // cfg.student_epochs):]))}
+            **({"action_mse": _last_epoch_mean(act_losses, cfg.student_epochs)}
                if act_losses else {}),
             "phase": 1.0,
         }
+
+
+def _last_epoch_mean(values: list[float], epochs: int) -> float:
+    """Mean of the last epoch's minibatch losses (what the module fits after this update)."""
+    return float(np.mean(values[-max(1, len(values) // epochs):]))
 
 
 def agent_from_oracle(run_dir: str, dist: Any, config: RMAConfig) -> RMAAgent:

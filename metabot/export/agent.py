@@ -146,13 +146,13 @@ def export_run(
 
     agent, info = load_agent(run_dir)
     if teacher:
-        agent = teacher_of(agent)
+        agent = rma_teacher(agent)
         info = {**info, "algo": agent.algo}  # the artifact says what it is: rma-teacher
     dist = tasks.get(info["tasks"])  # TaskError names an unknown distribution
     return export_loaded(agent, info, dist, out_path, **kwargs)
 
 
-def teacher_of(agent: nn.Module) -> nn.Module:
+def rma_teacher(agent: nn.Module) -> nn.Module:
     """The RMA teacher of a trained RMA agent, as a deployable agent: the same policy with z
     from the true dynamics features (the oracle's input) instead of the history. Why: run
     beside the oracle on the same robots, it says whether RMA's shortfall is the student's
