@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from test_algos_train import _same, _weights
 
 from metabot.algos.runs import load_agent
 from metabot.algos.trainer import build_algorithm, resolve_config, train
@@ -22,8 +23,8 @@ def oracle_run(tmp_path_factory):
                  progress=False)
 
 
-def _student(tmp_path, oracle_run, name="rma", **kw):
-    overrides = {**STUDENT, "teacher_run": str(oracle_run)}
+def _student(tmp_path, oracle_run, name="rma", extra=None, **kw):
+    overrides = {**STUDENT, "teacher_run": str(oracle_run), **(extra or {})}
     return train("rma", "toy-reach", tmp_path / name, seed=1, steps=PER_ITER * 2 * 4,
                  overrides=overrides, progress=False, **kw)
 
@@ -53,9 +54,7 @@ def test_killed_and_resumed_student_ends_with_identical_weights(tmp_path, oracle
     part = _student(tmp_path, oracle_run, "part", stop_after_iterations=2)
     assert not json.loads((part / "run.json").read_text())["finished"]
     train("rma", "toy-reach", part, resume=True, progress=False)
-    a = torch.load(full / "agent.pt", weights_only=False)["state_dict"]
-    b = torch.load(part / "agent.pt", weights_only=False)["state_dict"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _same(_weights(full), _weights(part))
 
 
 def test_a_teacher_run_that_does_not_fit_is_named(tmp_path, oracle_run):
@@ -76,9 +75,7 @@ def test_the_action_loss_trains_the_student_only(tmp_path, oracle_run):
     """student_action_coef > 0: the estimate is also pulled toward the true z's action; the
     frozen policy stays the oracle's and the module ends elsewhere than without the term."""
     plain = _student(tmp_path, oracle_run, "plain")
-    overrides = {**STUDENT, "teacher_run": str(oracle_run), "student_action_coef": 5.0}
-    run = train("rma", "toy-reach", tmp_path / "act", seed=1, steps=PER_ITER * 2 * 4,
-                overrides=overrides, progress=False)
+    run = _student(tmp_path, oracle_run, "act", extra={"student_action_coef": 5.0})
     rma, _ = load_agent(run)
     oracle, _ = load_agent(oracle_run)
     a, o = rma.actor.state_dict(), oracle.actor.state_dict()
@@ -89,5 +86,4 @@ def test_the_action_loss_trains_the_student_only(tmp_path, oracle_run):
     other = load_agent(plain)[0].adapt.state_dict()
     assert any(not torch.equal(v, other[k]) for k, v in rma.adapt.state_dict().items())
     with pytest.raises(ConfigError, match="student_action_coef"):
-        train("rma", "toy-reach", tmp_path / "bad", seed=1, steps=PER_ITER,
-              overrides={**overrides, "student_action_coef": -1.0}, progress=False)
+        _student(tmp_path, oracle_run, "bad", extra={"student_action_coef": -1.0})
