@@ -18,6 +18,7 @@ def _agents():
         RL2Agent(O, A, P, hidden_size=8, head=[8]),
         RL2Agent(O, A, P, hidden_size=8, head=[8], obs_skip=True, task_head=True),
         RMAAgent(O, A, P, hidden=[16], history_len=12, adapt_channels=4),
+        RMAAgent(O, A, P, hidden=[16], history_len=12, adapt_channels=4, latent_smoothing=0.1),
     ]
 
 
@@ -122,6 +123,32 @@ def test_rma_history_window_marks_episode_boundaries():
     a, _ = agent(obs, pa, torch.zeros(B, 1), first, torch.zeros(B, P), agent.initial_state(B)[0])
     z = agent.adapt(hist)
     torch.testing.assert_close(a, torch.clamp(agent.actor_mean(obs, z), -1, 1))
+
+
+def test_rma_latent_smoothing_is_a_fading_average_weighted_by_window_fill():
+    """The smoothed z is sum_i w_i (1-a)^(t-i) z_i / sum_i w_i (1-a)^(t-i), z_i the window
+    estimate of step i and w_i its window's valid fraction; the policy acts on it."""
+    H, a = 6, 0.2
+    agent = _randomize(RMAAgent(O, A, P, hidden=[16], history_len=H, adapt_channels=4,
+                                latent_smoothing=a)).eval()
+    assert agent.state_shapes == [(H, O + A + 2), (agent.latent_dim + 1,)]
+    g = torch.Generator().manual_seed(4)
+    hist, running = agent.initial_state(1)
+    num, den = 0.0, 0.0
+    for t in range(15):
+        obs, pa = torch.randn(1, O, generator=g), torch.randn(1, A, generator=g)
+        first = torch.tensor([[1.0 if t in (0, 9) else 0.0]])  # a new episode at step 9
+        action, hist, running = agent(obs, pa, torch.zeros(1, 1), first, torch.zeros(1, P),
+                                      hist, running)
+        w = min(t + 1, H) / H
+        num = (1 - a) * num + w * agent.adapt(hist)
+        den = (1 - a) * den + w
+        torch.testing.assert_close(running[:, :-1], num / den)
+        torch.testing.assert_close(running[:, -1:], torch.tensor([[den]]))
+        z = agent.adapt(hist) if t == 0 else num / den  # the first step takes its own estimate
+        torch.testing.assert_close(action, torch.clamp(agent.actor_mean(obs, z), -1, 1))
+    with pytest.raises(ValueError, match="latent_smoothing"):
+        RMAAgent(O, A, P, latent_smoothing=1.0)
 
 
 def test_save_and_load_agent_round_trip(tmp_path):

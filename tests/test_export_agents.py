@@ -229,3 +229,23 @@ print(agent.act(obs[0]).shape)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"({ACT},)"
+
+
+def test_smoothed_rma_state_survives_episodes_and_reset_forgets_it(tmp_path):
+    """The running z estimate is graph state: kept by new_episode, zeroed by reset."""
+    torch.manual_seed(0)
+    agent = trained_looking(agents_mod.RMAAgent(OBS, ACT, PRIV, latent_smoothing=0.05))
+    path, report = export_loaded(agent, info("rma"), fake_dist(), tmp_path / "rma.onnx")
+    assert report.max_abs_diff <= TOLERANCE
+    rt = load(path)
+    assert [s["shape"] for s in rt.metadata["state"]] == [
+        [1, agent.history_len, agent.entry_dim], [1, agent.latent_dim + 1]]
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        rt.act(rng.standard_normal(OBS).astype(np.float32))
+    running = rt.state[1]
+    assert running[0, -1] > 0  # the estimate's weight
+    rt.new_episode()
+    np.testing.assert_array_equal(rt.state[1], running)
+    rt.reset()
+    assert not rt.state[1].any()

@@ -87,3 +87,16 @@ def test_the_action_loss_trains_the_student_only(tmp_path, oracle_run):
     assert any(not torch.equal(v, other[k]) for k, v in rma.adapt.state_dict().items())
     with pytest.raises(ConfigError, match="student_action_coef"):
         _student(tmp_path, oracle_run, "bad", extra={"student_action_coef": -1.0})
+
+
+def test_latent_smoothing_changes_inference_only(tmp_path, oracle_run):
+    """The key reaches the deployed agent (a second state tensor) and nothing else: the same
+    seed trains bit-identical weights with and without it."""
+    runs = [_student(tmp_path, oracle_run, "plain"),
+            _student(tmp_path, oracle_run, "smooth", extra={"latent_smoothing": 0.01})]
+    (plain, _), (smooth, info) = map(load_agent, runs)
+    assert info["config"]["latent_smoothing"] == 0.01
+    assert len(smooth.state_shapes) == 2 and len(plain.state_shapes) == 1
+    assert _same(*map(_weights, runs))
+    with pytest.raises(ConfigError, match="latent_smoothing"):
+        _student(tmp_path, oracle_run, "bad", extra={"latent_smoothing": 1.0})

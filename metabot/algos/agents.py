@@ -280,15 +280,20 @@ class RMAAgent(Agent):
         history_len: int = 40,
         adapt_channels: int = 32,
         init_log_std: float = -0.5,
+        latent_smoothing: float = 0.0,
     ):
         hidden, encoder_hidden = list(hidden), list(encoder_hidden)
+        extra = {"latent_smoothing": latent_smoothing} if latent_smoothing else {}
         super().__init__(
             obs_dim, act_dim, privileged_dim, latent_dim=latent_dim, hidden=hidden,
             encoder_hidden=encoder_hidden, history_len=history_len,
-            adapt_channels=adapt_channels, init_log_std=init_log_std,
+            adapt_channels=adapt_channels, init_log_std=init_log_std, **extra,
         )
         if privileged_dim < 1:
             raise ValueError("RMA needs oracle features (privileged_dim >= 1)")
+        if not 0.0 <= latent_smoothing < 1.0:
+            raise ValueError("latent_smoothing must lie in [0, 1)")
+        self.latent_smoothing = float(latent_smoothing)
         self.history_len = int(history_len)
         self.latent_dim = int(latent_dim)
         self.entry_dim = obs_dim + act_dim + 2
@@ -303,7 +308,10 @@ class RMAAgent(Agent):
 
     @property
     def state_shapes(self) -> list[tuple[int, ...]]:
-        return [(self.history_len, self.entry_dim)]
+        shapes = [(self.history_len, self.entry_dim)]
+        if self.latent_smoothing:  # the running estimate of z and its weight
+            shapes.append((self.latent_dim + 1,))
+        return shapes
 
     def entry(self, obs, prev_action, first):
         """One history entry [B,F] for the current step."""
@@ -325,10 +333,26 @@ class RMAAgent(Agent):
         x = torch.cat([self.obs_norm(obs), self.priv_norm(privileged)], -1)
         return self.critic(x).squeeze(-1)
 
-    def forward(self, obs, prev_action, prev_reward, first, privileged, history):  # noqa: D102
+    def smooth(self, z, history, running):
+        """Average the per-window estimates of z over time, each weighted by how full its
+        window is, with old ones fading at rate `latent_smoothing` per step. Why: the
+        dynamics persist across episodes, but one window of a settled arm shows little of
+        them; the average keeps what the moving windows showed."""
+        # the fraction of valid entries; the newest entry is always valid, so the clamp
+        # only bounds arbitrary states (export's parity check feeds random ones)
+        fill = history[:, :, -1].mean(1, keepdim=True).clamp(1.0 / self.history_len, 1.0)
+        z_avg, weight = running[:, :-1], running[:, -1:]
+        weight = (1.0 - self.latent_smoothing) * weight + fill
+        z_avg = z_avg + fill / torch.maximum(weight, fill) * (z - z_avg)
+        return z_avg, torch.cat([z_avg, weight], -1)
+
+    def forward(self, obs, prev_action, prev_reward, first, privileged, history, *running):  # noqa: D102
         history = self.push(history, self.entry(obs, prev_action, first))
         z = self.adapt(history)
-        return torch.clamp(self.actor_mean(obs, z), -1.0, 1.0), history
+        if not self.latent_smoothing:
+            return torch.clamp(self.actor_mean(obs, z), -1.0, 1.0), history
+        z, running = self.smooth(z, history, running[0])
+        return torch.clamp(self.actor_mean(obs, z), -1.0, 1.0), history, running
 
 
 @register_agent

@@ -51,6 +51,10 @@ class RMAConfig(PPOConfig):
     # policy's action under the estimated z and under the true z, on the visited states, so
     # the estimate is pulled hardest where the policy is sensitive to it
     student_action_coef: float = 0.0
+    # > 0: the deployed student acts on a running average of its z estimates, old ones
+    # fading at this rate per step (inference only; training is unchanged). 0: each step's
+    # own window estimate, as in RMA
+    latent_smoothing: float = 0.0
     # a finished `oracle` run dir (relative to the working directory): its policy is the
     # teacher and every step trains the student; latent_dim, encoder_hidden, hidden,
     # init_log_std and teacher_fraction then come from (or do not apply to) that run
@@ -64,6 +68,8 @@ class RMAConfig(PPOConfig):
             raise ConfigError("config key 'history_len' must be >= 8")
         if not self.student_action_coef >= 0:
             raise ConfigError("config key 'student_action_coef' must be >= 0")
+        if not 0.0 <= self.latent_smoothing < 1.0:
+            raise ConfigError("config key 'latent_smoothing' must lie in [0, 1)")
 
 
 @register
@@ -81,7 +87,7 @@ class RMA(FeedForwardPPO):
                 dist.obs_dim, dist.act_dim, dist.oracle_dim, latent_dim=config.latent_dim,
                 hidden=list(config.hidden), encoder_hidden=list(config.encoder_hidden),
                 history_len=config.history_len, adapt_channels=config.adapt_channels,
-                init_log_std=config.init_log_std,
+                init_log_std=config.init_log_std, latent_smoothing=config.latent_smoothing,
             )
         a = self.agent
         teacher_params = [*a.encoder.parameters(), *a.actor.parameters(),
@@ -212,7 +218,8 @@ def agent_from_oracle(run_dir: str, dist: Any, config: RMAConfig) -> RMAAgent:
     P = dist.oracle_dim
     agent = RMAAgent(dist.obs_dim, dist.act_dim, P, latent_dim=P, hidden=hidden,
                      encoder_hidden=[], history_len=config.history_len,
-                     adapt_channels=config.adapt_channels)
+                     adapt_channels=config.adapt_channels,
+                     latent_smoothing=config.latent_smoothing)
     for name in ("actor", "critic", "obs_norm", "priv_norm", "value_norm"):
         getattr(agent, name).load_state_dict(getattr(oracle, name).state_dict())
     with torch.no_grad():
