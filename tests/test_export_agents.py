@@ -238,8 +238,9 @@ def test_smoothed_rma_state_survives_episodes_and_reset_forgets_it(tmp_path):
     path, report = export_loaded(agent, info("rma"), fake_dist(), tmp_path / "rma.onnx")
     assert report.max_abs_diff <= TOLERANCE
     rt = load(path)
-    assert [s["shape"] for s in rt.metadata["state"]] == [
-        [1, agent.history_len, agent.entry_dim], [1, agent.latent_dim + 1]]
+    assert [(s["shape"], s["kind"]) for s in rt.metadata["state"]] == [
+        ([1, agent.history_len, agent.entry_dim], "history"),
+        ([1, agent.latent_dim + 1], "latent_average")]
     rng = np.random.default_rng(0)
     for _ in range(5):
         rt.act(rng.standard_normal(OBS).astype(np.float32))

@@ -114,13 +114,13 @@ def export_loaded(
         module, extra_inputs, extra_outputs = head_export(agent, metadata)
         post_check = head_step_check(agent)
     state_shapes = [[1, *shape] for shape in agent.state_shapes]
-    kind = STATE_KINDS.get(agent.algo, "state")
+    kinds = STATE_KINDS.get(agent.algo, ["state"] * len(state_shapes))[: len(state_shapes)]
     return export_module(
         module,
         out_path,
         metadata,
         state_shapes,
-        [kind] * len(state_shapes),
+        kinds,
         extra_inputs=extra_inputs,
         extra_outputs=extra_outputs,
         post_check=post_check,

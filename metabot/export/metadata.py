@@ -21,7 +21,9 @@ from metabot.runtime.schema import FORMAT_VERSION
 ARM_OBS_FUNCTION = "metabot.sim.arm.observe"
 ARM_ACTION_FUNCTION = "metabot.sim.arm.action_to_target"
 
-STATE_KINDS = {"rl2": "gru_hidden", "rma": "history"}
+# what each state tensor is, in order (rma's second, with latent_smoothing, is the running
+# average of its z estimates and that average's weight)
+STATE_KINDS = {"rl2": ["gru_hidden"], "rma": ["history", "latent_average"]}
 
 
 def _json_safe(obj: Any) -> Any:
