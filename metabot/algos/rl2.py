@@ -44,6 +44,10 @@ class RL2Config(PPOConfig):
     # > 0: auxiliary loss regressing the task's normalized dynamics features from the GRU
     # state (task-inference supervision, Humplik et al. 2019); training only
     aux_task_coef: float = 0.0
+    # a finished `dr` run dir (relative to the working directory): start from its policy and
+    # critic, the GRU's read-out weights zero, so training begins at dr's return and only
+    # has to learn what memory adds. Needs obs_skip=true and head equal to dr's hidden
+    init_run: str = ""
 
     def validate(self) -> None:
         super().validate()
@@ -51,6 +55,9 @@ class RL2Config(PPOConfig):
             raise ConfigError("config key 'num_minibatches' must be <= num_envs for rl2")
         if not self.aux_task_coef >= 0:
             raise ConfigError("config key 'aux_task_coef' must be >= 0")
+        if self.init_run and not self.obs_skip:
+            raise ConfigError("config key 'init_run' needs obs_skip=true (the heads must see "
+                              "the observation, as dr's do)")
 
 
 @register
@@ -68,6 +75,8 @@ class RL2(Algorithm):
             init_log_std=config.init_log_std, obs_skip=config.obs_skip,
             task_head=config.aux_task_coef > 0 and dist.oracle_dim > 0,
         )
+        if config.init_run:
+            warm_start_from_dr(self.agent, config.init_run, dist)
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.lr, eps=1e-5)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -157,3 +166,42 @@ class RL2(Algorithm):
             stats["return_last_episode"] = float(per_ep[-1])
         stats["std"] = float(agent.log_std.detach().exp().mean())
         return stats
+
+
+def warm_start_from_dr(agent: RL2Agent, run_dir: str, dist: Any) -> None:
+    """Make `agent` act and judge exactly as a trained dr agent: copy dr's normalizers,
+    log-std, actor and critic into the heads, with zero weights on the GRU's part of the
+    heads' input. The GRU still gets gradients through those weights, so PPO can grow the
+    use of memory from there. ConfigError names what does not fit."""
+    from metabot.algos.agents import MLPAgent
+    from metabot.algos.runs import load_agent
+    from metabot.errors import CheckpointError
+
+    where = f"config key 'init_run' ({run_dir!r})"
+    try:
+        dr, info = load_agent(run_dir)
+    except CheckpointError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not isinstance(dr, MLPAgent) or dr.use_privileged:
+        raise ConfigError(f"{where} is a {info['algo']} run; init_run must be a dr run")
+    if info["tasks"] != dist.name:
+        raise ConfigError(f"{where} was trained on {info['tasks']}, not {dist.name}")
+    if not info.get("finished"):
+        raise ConfigError(f"{where} has not finished training; finish it first")
+    dr_hidden = list(dr.spec()["kwargs"]["hidden"])
+    rl2_head = list(agent.spec()["kwargs"]["head"])
+    if dr_hidden != rl2_head:
+        raise ConfigError(f"{where}: head {rl2_head} must equal the dr run's hidden {dr_hidden}")
+    if dr.critic_privileged != agent.critic_privileged:
+        raise ConfigError(f"{where}: critic_privileged must match the dr run's "
+                          f"({dr.critic_privileged})")
+    H = agent.hidden_size
+    with torch.no_grad():
+        for name in ("obs_norm", "priv_norm", "value_norm"):
+            getattr(agent, name).load_state_dict(getattr(dr, name).state_dict())
+        agent.log_std.copy_(dr.log_std)
+        for ours, theirs in ((agent.actor, dr.actor), (agent.critic, dr.critic)):
+            ours.load_state_dict({k: v for k, v in theirs.state_dict().items()
+                                  if k != "0.weight"}, strict=False)
+            ours[0].weight.zero_()
+            ours[0].weight[:, H:].copy_(theirs[0].weight)
