@@ -173,21 +173,10 @@ def warm_start_from_dr(agent: RL2Agent, run_dir: str, dist: Any) -> None:
     log-std, actor and critic into the heads, with zero weights on the GRU's part of the
     heads' input. The GRU still gets gradients through those weights, so PPO can grow the
     use of memory from there. ConfigError names what does not fit."""
-    from metabot.algos.agents import MLPAgent
-    from metabot.algos.runs import load_agent
-    from metabot.errors import CheckpointError
+    from metabot.algos.runs import load_baseline_run
 
+    dr = load_baseline_run(run_dir, "init_run", "dr", dist)
     where = f"config key 'init_run' ({run_dir!r})"
-    try:
-        dr, info = load_agent(run_dir)
-    except CheckpointError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    if not isinstance(dr, MLPAgent) or dr.use_privileged:
-        raise ConfigError(f"{where} is a {info['algo']} run; init_run must be a dr run")
-    if info["tasks"] != dist.name:
-        raise ConfigError(f"{where} was trained on {info['tasks']}, not {dist.name}")
-    if not info.get("finished"):
-        raise ConfigError(f"{where} has not finished training; finish it first")
     dr_hidden = list(dr.spec()["kwargs"]["hidden"])
     rl2_head = list(agent.spec()["kwargs"]["head"])
     if dr_hidden != rl2_head:

@@ -20,7 +20,6 @@ The exported agent is the student (`RMAAgent.forward`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -196,24 +195,9 @@ def agent_from_oracle(run_dir: str, dist: Any, config: RMAConfig) -> RMAAgent:
     """An RMA agent whose teacher is a trained oracle: the oracle's actor, critic, log-std and
     normalizers, z = the normalized dynamics features (the encoder an identity layer), and a
     fresh adaptation module. ConfigError names what does not fit."""
-    from metabot.algos.agents import MLPAgent
-    from metabot.algos.runs import load_agent
-    from metabot.errors import CheckpointError
+    from metabot.algos.runs import load_baseline_run
 
-    where = f"config key 'teacher_run' ({run_dir!r})"
-    if not (Path(run_dir) / "agent.pt").is_file():
-        raise ConfigError(f"{where}: no trained run there (agent.pt missing; the path is "
-                          f"relative to the working directory {Path.cwd()})")
-    try:
-        oracle, info = load_agent(run_dir)
-    except CheckpointError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    if not isinstance(oracle, MLPAgent) or not oracle.use_privileged:
-        raise ConfigError(f"{where} is a {info['algo']} run; the teacher must be an oracle run")
-    if info["tasks"] != dist.name:
-        raise ConfigError(f"{where} was trained on {info['tasks']}, not {dist.name}")
-    if not info.get("finished"):
-        raise ConfigError(f"{where} has not finished training; finish it first")
+    oracle = load_baseline_run(run_dir, "teacher_run", "oracle", dist)
     hidden = list(oracle.spec()["kwargs"]["hidden"])
     P = dist.oracle_dim
     agent = RMAAgent(dist.obs_dim, dist.act_dim, P, latent_dim=P, hidden=hidden,

@@ -142,3 +142,27 @@ def load_agent(run_dir: str | Path) -> tuple[Any, dict[str, Any]]:
         "run_dir": str(run_dir),
     }
     return agent, info
+
+
+def load_baseline_run(run_dir: str | Path, key: str, algo: str, dist: Any) -> Any:
+    """The trained agent of a finished `dr` or `oracle` run that a config key names (rma's
+    `teacher_run`, rl2's `init_run`); ConfigError says what does not fit, naming the key."""
+    from metabot.algos.agents import MLPAgent
+    from metabot.errors import ConfigError
+
+    where = f"config key '{key}' ({str(run_dir)!r})"
+    if not (Path(run_dir) / "agent.pt").is_file():
+        raise ConfigError(f"{where}: no trained run there (agent.pt missing; the path is "
+                          f"relative to the working directory {Path.cwd()})")
+    try:
+        agent, info = load_agent(run_dir)
+    except CheckpointError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not isinstance(agent, MLPAgent) or agent.use_privileged != (algo == "oracle"):
+        article = "an" if algo == "oracle" else "a"
+        raise ConfigError(f"{where} is a {info['algo']} run; it must be {article} {algo} run")
+    if info["tasks"] != dist.name:
+        raise ConfigError(f"{where} was trained on {info['tasks']}, not {dist.name}")
+    if not info.get("finished"):
+        raise ConfigError(f"{where} has not finished training; finish it first")
+    return agent
