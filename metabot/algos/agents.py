@@ -283,11 +283,11 @@ class RMAAgent(Agent):
         latent_smoothing: float = 0.0,
     ):
         hidden, encoder_hidden = list(hidden), list(encoder_hidden)
-        extra = {"latent_smoothing": latent_smoothing} if latent_smoothing else {}
         super().__init__(
             obs_dim, act_dim, privileged_dim, latent_dim=latent_dim, hidden=hidden,
             encoder_hidden=encoder_hidden, history_len=history_len,
-            adapt_channels=adapt_channels, init_log_std=init_log_std, **extra,
+            adapt_channels=adapt_channels, init_log_std=init_log_std,
+            latent_smoothing=latent_smoothing,
         )
         if privileged_dim < 1:
             raise ValueError("RMA needs oracle features (privileged_dim >= 1)")
