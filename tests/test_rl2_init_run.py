@@ -2,14 +2,13 @@
 
 import pytest
 import torch
+from test_algos_train import RL2_SMALL, SMALL
 
 from metabot.algos.runs import load_agent
 from metabot.algos.trainer import build_algorithm, resolve_config, train
 from metabot.errors import ConfigError
 
-SMALL = {"num_envs": 8, "update_epochs": 2, "num_minibatches": 2}
-RL2 = {**SMALL, "hidden_size": 16, "head": [32, 32], "episodes_per_rollout": 2,
-       "obs_skip": True}
+RL2 = {**RL2_SMALL, "head": [32, 32], "obs_skip": True}  # head: the dr run's hidden
 
 
 @pytest.fixture(scope="module")
