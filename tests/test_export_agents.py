@@ -57,6 +57,8 @@ def make(algo: str):
         agent = agents_mod.MLPAgent(OBS, ACT, PRIV, algo="oracle", use_privileged=True)
     elif algo == "rl2":
         agent = agents_mod.RL2Agent(OBS, ACT, PRIV)
+    elif algo == "rl2-task-input":
+        agent = agents_mod.RL2Agent(OBS, ACT, PRIV, task_head=True, task_input=True)
     elif algo == "rma":
         agent = agents_mod.RMAAgent(OBS, ACT, PRIV)
     elif algo == "anil":
@@ -89,7 +91,8 @@ def info(algo: str) -> dict:
     }
 
 
-ALGOS = ["dr", "oracle", "rl2", "rma", "anil", "metasgd-head", "maml", "fomaml", "reptile"]
+ALGOS = ["dr", "oracle", "rl2", "rl2-task-input", "rma", "anil", "metasgd-head", "maml",
+         "fomaml", "reptile"]
 
 
 @pytest.fixture(scope="module")

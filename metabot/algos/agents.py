@@ -175,31 +175,44 @@ class RL2Agent(Agent):
         init_log_std: float = -0.5,
         obs_skip: bool = False,
         task_head: bool = False,
+        task_input: bool = False,
+        task_dim: int = 0,
     ):
         head = list(head)
         super().__init__(
             obs_dim, act_dim, privileged_dim, hidden_size=hidden_size, head=head,
             critic_privileged=critic_privileged, init_log_std=init_log_std,
-            obs_skip=obs_skip, task_head=task_head,
+            obs_skip=obs_skip, task_head=task_head, task_input=task_input, task_dim=task_dim,
         )
+        if task_input and not (task_head and privileged_dim > 0):
+            raise ValueError("task_input needs the task head (and dynamics features)")
         self.hidden_size = int(hidden_size)
         self.critic_privileged = bool(critic_privileged and privileged_dim > 0)
         # obs_skip: the heads also see the current observation, so the GRU need only carry
         # what memory adds (the dynamics), not relay the state it was just given.
         self.obs_skip = bool(obs_skip)
+        # task_input: the heads see [observation, the task head's estimate], the input an
+        # oracle's (or RMA teacher's) policy takes, so a trained one can be the start.
+        self.task_input = bool(task_input)
+        # what the task head estimates: the normalized dynamics features (task_dim 0) or a
+        # teacher's task_dim-sized latent of them
+        self.task_dim = int(task_dim) or privileged_dim
         self.obs_norm = RunningNorm(obs_dim)
         self.rew_norm = RunningNorm(1)
         self.priv_norm = RunningNorm(max(privileged_dim, 1))
         self.value_norm = RunningNorm(1)
         self.gru = nn.GRU(obs_dim + act_dim + 2, hidden_size)
         feat = hidden_size + (obs_dim if self.obs_skip else 0)
+        if self.task_input:
+            feat = obs_dim + self.task_dim
         self.actor = mlp([feat, *head, act_dim], out_gain=0.01)
         critic_in = feat + (privileged_dim if self.critic_privileged else 0)
         self.critic = mlp([critic_in, *head, 1], out_gain=1.0)
         self.log_std = _gaussian_head(act_dim, init_log_std)
         # task_head: a linear read-out of the normalized dynamics features from the GRU
-        # state, trained only as an auxiliary loss (task inference); inference never uses it.
-        self.task_head = nn.Linear(hidden_size, privileged_dim) if task_head else None
+        # state, trained as an auxiliary loss (task inference); inference uses it only
+        # with task_input.
+        self.task_head = nn.Linear(hidden_size, self.task_dim) if task_head else None
 
     @property
     def state_shapes(self) -> list[tuple[int, ...]]:
@@ -211,6 +224,8 @@ class RL2Agent(Agent):
         return torch.cat([self.obs_norm(obs), prev_action, prev_reward, first], -1)
 
     def _features(self, gru_out, obs):
+        if self.task_input:
+            return torch.cat([self.obs_norm(obs), self.task_head(gru_out)], -1)
         return torch.cat([gru_out, self.obs_norm(obs)], -1) if self.obs_skip else gru_out
 
     def sequence(self, obs, prev_action, prev_reward, first, h0):
@@ -219,7 +234,9 @@ class RL2Agent(Agent):
         return self._features(out, obs), h.squeeze(0)
 
     def task_prediction(self, features):
-        """The task head's estimate of the normalized dynamics features (training only)."""
+        """The task head's estimate (of the normalized dynamics features or a latent)."""
+        if self.task_input:
+            return features[..., self.obs_dim :]
         return self.task_head(features[..., : self.hidden_size])
 
     def value_from_features(self, features, privileged):

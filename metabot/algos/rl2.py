@@ -6,6 +6,12 @@ between tasks; the PPO objective is the return of the whole trial, so exploring 
 first episode pays off in the later ones. Every PPO iteration is one trial per env on
 freshly sampled tasks, so sequences never straddle two tasks and the GRU runs over whole
 trials from a zero state (no truncated BPTT bookkeeping).
+
+With `teacher_run` (a finished `rma` or `oracle` run) the heads are that teacher's policy
+and critic, reading [observation, the GRU's estimate of what the teacher reads]; a
+regression loss (and, with `task_epochs`, supervised epochs of its own) teaches the GRU that
+estimate, while PPO keeps training the whole agent on the trial return. Why: RL^2 alone
+learned no use of its memory on arm2d-reach in 30 minutes (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from metabot.algos.agents import Agent, RL2Agent
+from metabot.algos.agents import Agent, RL2Agent, RMAAgent
 from metabot.algos.base import Algorithm
 from metabot.algos.baselines import reset_seed, sample_batch
 from metabot.algos.ppo import (
@@ -29,6 +35,7 @@ from metabot.algos.ppo import (
 )
 from metabot.algos.registry import register
 from metabot.algos.rollout import collect
+from metabot.algos.runs import load_baseline_run
 from metabot.errors import ConfigError
 
 
@@ -48,6 +55,22 @@ class RL2Config(PPOConfig):
     # critic, the GRU's read-out weights zero, so training begins at dr's return and only
     # has to learn what memory adds. Needs obs_skip=true and head equal to dr's hidden
     init_run: str = ""
+    # a finished `oracle` or `rma` run dir: the heads take [observation, the task head's
+    # estimate] and start as that run's (teacher) policy and critic; the task head regresses
+    # what the teacher's policy reads (the oracle's normalized dynamics features, or the RMA
+    # teacher's latent z), so the GRU has only to infer it. Needs aux_task_coef > 0 and head
+    # equal to the teacher's hidden
+    teacher_run: str = ""
+    # > 0: after each PPO update, this many epochs of supervised updates of the GRU and task
+    # head alone on the same trials, with their own optimizer (RMA's student phase inside
+    # RL^2): PPO's KL stop, which a small policy std trips early, no longer caps how fast
+    # the memory learns the dynamics. Needs aux_task_coef > 0
+    task_epochs: int = 0
+    task_lr: float = 1e-3
+    # with teacher_run: the supervised loss adds this weight times the squared difference
+    # between the actions under the estimate and under the teacher's target, so the
+    # estimate is fitted hardest where the policy is sensitive to it
+    task_action_coef: float = 0.0
 
     def validate(self) -> None:
         super().validate()
@@ -55,9 +78,23 @@ class RL2Config(PPOConfig):
             raise ConfigError("config key 'num_minibatches' must be <= num_envs for rl2")
         if not self.aux_task_coef >= 0:
             raise ConfigError("config key 'aux_task_coef' must be >= 0")
+        if self.task_epochs and not self.aux_task_coef > 0:
+            raise ConfigError("config key 'task_epochs' needs aux_task_coef > 0 (the task "
+                              "head it trains)")
+        if self.task_action_coef and not self.teacher_run:
+            raise ConfigError("config key 'task_action_coef' needs teacher_run (the policy "
+                              "must read the estimate)")
+        if not (self.task_epochs >= 0 and self.task_lr > 0 and self.task_action_coef >= 0):
+            raise ConfigError("config keys 'task_epochs', 'task_action_coef' must be >= 0 "
+                              "and 'task_lr' > 0")
+        if self.teacher_run and self.init_run:
+            raise ConfigError("config keys 'teacher_run' and 'init_run' exclude each other")
         if self.init_run and not self.obs_skip:
             raise ConfigError("config key 'init_run' needs obs_skip=true (the heads must see "
                               "the observation, as dr's do)")
+        if self.teacher_run and not self.aux_task_coef > 0:
+            raise ConfigError("config key 'teacher_run' needs aux_task_coef > 0 (the task "
+                              "head that feeds the teacher's policy learns by regression)")
 
 
 @register
@@ -69,18 +106,34 @@ class RL2(Algorithm):
     def __init__(self, dist: Any, config: RL2Config, seed: int, total_steps: int):
         super().__init__(dist, config, seed, total_steps)
         torch.manual_seed(self.seed)
+        teacher = None
+        if config.teacher_run:
+            teacher = load_baseline_run(config.teacher_run, "teacher_run", ("oracle", "rma"),
+                                        dist)
         self.agent = RL2Agent(
             dist.obs_dim, dist.act_dim, dist.oracle_dim, hidden_size=config.hidden_size,
             head=list(config.head), critic_privileged=config.critic_privileged,
             init_log_std=config.init_log_std, obs_skip=config.obs_skip,
             task_head=config.aux_task_coef > 0 and dist.oracle_dim > 0,
+            task_input=teacher is not None,
+            task_dim=teacher.latent_dim if isinstance(teacher, RMAAgent) else 0,
         )
+        # what the task head regresses from the normalized dynamics features
+        self.task_target = self.agent.priv_norm
         if config.init_run:
             warm_start_from_dr(self.agent, config.init_run, dist)
+        if teacher is not None:
+            self.task_target = warm_start_from_teacher(self.agent, teacher, config.teacher_run)
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=config.lr, eps=1e-5)
+        self.task_optimizer = None
+        if config.task_epochs:
+            memory = [*self.agent.gru.parameters(), *self.agent.task_head.parameters()]
+            self.task_optimizer = torch.optim.Adam(memory, lr=config.task_lr)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"optimizer": self.optimizer}
+        if self.task_optimizer is None:
+            return {"optimizer": self.optimizer}
+        return {"optimizer": self.optimizer, "task": self.task_optimizer}
 
     def budget_shapes_training(self) -> bool:
         return self.config.anneal_lr
@@ -136,7 +189,7 @@ class RL2(Algorithm):
             out = (logp.T, gaussian_entropy(agent.log_std, logp.T.shape), value.T)
             if agent.task_head is None:
                 return out
-            target = agent.priv_norm(priv[:, idx])
+            target = self.task_target(priv[:, idx])
             task_loss = (agent.task_prediction(feats) - target).pow(2).mean()
             return (*out, cfg.aux_task_coef * task_loss)
 
@@ -152,10 +205,13 @@ class RL2(Algorithm):
         anneal_lr(self.optimizer, cfg, self.env_steps, self.total_steps)
         stats = ppo_update(list(agent.parameters()), self.optimizer, envs.n, forward, batch, cfg,
                            self.torch_gen)
-        agent.obs_norm.update(torch.as_tensor(rollout.obs))
+        if self.task_optimizer is not None:
+            stats.update(self._fit_task_head(obs, pa, pr, first, priv, h0))
         agent.rew_norm.update(torch.as_tensor(rollout.rewards).reshape(-1, 1))
-        if agent.privileged_dim > 0:
-            agent.priv_norm.update(torch.as_tensor(envs.privileged))
+        if not cfg.teacher_run:  # a teacher's heads keep the normalization they learned with
+            agent.obs_norm.update(torch.as_tensor(rollout.obs))
+            if agent.privileged_dim > 0:
+                agent.priv_norm.update(torch.as_tensor(envs.privileged))
         self.iteration += 1
         self.env_steps += steps * cfg.num_envs
         # per-episode returns within the trial show whether the agent adapts
@@ -167,28 +223,83 @@ class RL2(Algorithm):
         stats["std"] = float(agent.log_std.detach().exp().mean())
         return stats
 
+    def _fit_task_head(self, obs, pa, pr, first, priv, h0) -> dict[str, float]:
+        """Supervised epochs over whole trials ([T, N, ...] tensors): the GRU and task head
+        regress the task target (and, with task_action_coef, the actions the policy takes
+        under it). Returns the last epoch's mean loss."""
+        cfg, agent = self.config, self.agent
+        n = obs.shape[1]
+        mb = max(1, n // cfg.num_minibatches)
+        with torch.no_grad():
+            target = self.task_target(priv)  # [T, N, Z]
+            teacher_action = agent.actor(torch.cat([agent.obs_norm(obs), target], -1))
+        losses: list[float] = []
+        for _ in range(cfg.task_epochs):
+            perm = torch.randperm(n, generator=self.torch_gen)
+            for start in range(0, n, mb):
+                idx = perm[start : start + mb]
+                feats, _ = agent.sequence(obs[:, idx], pa[:, idx], pr[:, idx], first[:, idx],
+                                          h0[idx])
+                loss = (agent.task_prediction(feats) - target[:, idx]).pow(2).mean()
+                if cfg.task_action_coef > 0:
+                    act_err = (agent.actor(feats) - teacher_action[:, idx]).pow(2).mean()
+                    loss = loss + cfg.task_action_coef * act_err
+                self.task_optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(
+                    [p for g in self.task_optimizer.param_groups for p in g["params"]], 1.0)
+                self.task_optimizer.step()
+                losses.append(loss.item())
+        return {"task_loss": float(np.mean(losses[-max(1, len(losses) // cfg.task_epochs):]))}
+
+
+def _copy_heads_setup(agent: RL2Agent, base: Any, key: str, run_dir: str) -> None:
+    """Check that a baseline's heads fit ours; copy its normalizers and log-std."""
+    where = f"config key {key!r} ({run_dir!r})"
+    base_hidden = list(base.spec()["kwargs"]["hidden"])
+    rl2_head = list(agent.spec()["kwargs"]["head"])
+    if base_hidden != rl2_head:
+        raise ConfigError(f"{where}: head {rl2_head} must equal the {base.algo} run's hidden "
+                          f"{base_hidden}")
+    base_critic_privileged = getattr(base, "critic_privileged", True)  # RMA's always is
+    if base_critic_privileged != agent.critic_privileged:
+        raise ConfigError(f"{where}: critic_privileged must match the {base.algo} run's "
+                          f"({base_critic_privileged})")
+    with torch.no_grad():
+        for name in ("obs_norm", "priv_norm", "value_norm"):
+            getattr(agent, name).load_state_dict(getattr(base, name).state_dict())
+        agent.log_std.copy_(base.log_std)
+
+
+def warm_start_from_teacher(agent: RL2Agent, teacher: Any, run_dir: str) -> Any:
+    """Make `agent`'s heads a trained oracle's or RMA teacher's: the actor as is (it reads
+    [obs, estimate] where the teacher's read [obs, true features or z]); the critic with
+    zero weights on the estimate, so it judges exactly as the teacher's did. Returns the
+    frozen map from dynamics features to what the task head must estimate. Until the task
+    head has learned, the policy acts on a wrong estimate: that is what training removes."""
+    _copy_heads_setup(agent, teacher, "teacher_run", run_dir)
+    O, Z = agent.obs_dim, agent.task_dim
+    with torch.no_grad():
+        agent.actor.load_state_dict(teacher.actor.state_dict())
+        agent.critic.load_state_dict({k: v for k, v in teacher.critic.state_dict().items()
+                                      if k != "0.weight"}, strict=False)
+        weight = agent.critic[0].weight
+        weight.zero_()
+        weight[:, :O].copy_(teacher.critic[0].weight[:, :O])
+        weight[:, O + Z :].copy_(teacher.critic[0].weight[:, O:])
+    teacher.requires_grad_(False)
+    return teacher.teacher_latent if isinstance(teacher, RMAAgent) else teacher.priv_norm
+
 
 def warm_start_from_dr(agent: RL2Agent, run_dir: str, dist: Any) -> None:
     """Make `agent` act and judge exactly as a trained dr agent: copy dr's normalizers,
     log-std, actor and critic into the heads, with zero weights on the GRU's part of the
     heads' input. The GRU still gets gradients through those weights, so PPO can grow the
     use of memory from there. ConfigError names what does not fit."""
-    from metabot.algos.runs import load_baseline_run
-
     dr = load_baseline_run(run_dir, "init_run", "dr", dist)
-    where = f"config key 'init_run' ({run_dir!r})"
-    dr_hidden = list(dr.spec()["kwargs"]["hidden"])
-    rl2_head = list(agent.spec()["kwargs"]["head"])
-    if dr_hidden != rl2_head:
-        raise ConfigError(f"{where}: head {rl2_head} must equal the dr run's hidden {dr_hidden}")
-    if dr.critic_privileged != agent.critic_privileged:
-        raise ConfigError(f"{where}: critic_privileged must match the dr run's "
-                          f"({dr.critic_privileged})")
+    _copy_heads_setup(agent, dr, "init_run", run_dir)
     H = agent.hidden_size
     with torch.no_grad():
-        for name in ("obs_norm", "priv_norm", "value_norm"):
-            getattr(agent, name).load_state_dict(getattr(dr, name).state_dict())
-        agent.log_std.copy_(dr.log_std)
         for ours, theirs in ((agent.actor, dr.actor), (agent.critic, dr.critic)):
             ours.load_state_dict({k: v for k, v in theirs.state_dict().items()
                                   if k != "0.weight"}, strict=False)

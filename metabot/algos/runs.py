@@ -144,12 +144,14 @@ def load_agent(run_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     return agent, info
 
 
-def load_baseline_run(run_dir: str | Path, key: str, algo: str, dist: Any) -> Any:
-    """The trained agent of a finished `dr` or `oracle` run that a config key names (rma's
-    `teacher_run`, rl2's `init_run`); ConfigError says what does not fit, naming the key."""
-    from metabot.algos.agents import MLPAgent
+def load_baseline_run(run_dir: str | Path, key: str, algo: str | tuple[str, ...],
+                      dist: Any) -> Any:
+    """The trained agent of a finished run of `algo` (one name or several) that a config key
+    names (rma's `teacher_run`, rl2's `init_run` and `teacher_run`); ConfigError says what
+    does not fit, naming the key."""
     from metabot.errors import ConfigError
 
+    algos = (algo,) if isinstance(algo, str) else tuple(algo)
     where = f"config key '{key}' ({str(run_dir)!r})"
     if not (Path(run_dir) / "agent.pt").is_file():
         raise ConfigError(f"{where}: no trained run there (agent.pt missing; the path is "
@@ -158,9 +160,10 @@ def load_baseline_run(run_dir: str | Path, key: str, algo: str, dist: Any) -> An
         agent, info = load_agent(run_dir)
     except CheckpointError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    if not isinstance(agent, MLPAgent) or agent.use_privileged != (algo == "oracle"):
-        article = "an" if algo == "oracle" else "a"
-        raise ConfigError(f"{where} is a {info['algo']} run; it must be {article} {algo} run")
+    if info["algo"] not in algos:
+        article = "an" if algos[0][0] in "aeiou" else "a"
+        raise ConfigError(f"{where} is a {info['algo']} run; it must be {article} "
+                          f"{' or '.join(algos)} run")
     if info["tasks"] != dist.name:
         raise ConfigError(f"{where} was trained on {info['tasks']}, not {dist.name}")
     if not info.get("finished"):
