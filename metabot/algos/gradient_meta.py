@@ -92,6 +92,11 @@ class GradientConfig:
     critic_epochs: int = 5
     critic_minibatches: int = 4
     outer_gae_lambda: float = 0.95
+    # a finished `dr` run dir (relative to the working directory): the meta-initialization
+    # starts as its policy (body, head, log-std; the observation normalizer frozen at dr's),
+    # so meta-training starts at dr's return and only has to learn what adaptation adds.
+    # Needs hidden equal to the dr run's
+    init_run: str = ""
 
     def validate(self) -> None:
         positive(self, "meta_batch", "adapt_episodes", "post_episodes", "inner_steps",
@@ -161,6 +166,8 @@ class GradientMetaLearner(Algorithm):
             # training only: the privileged critic of the outer advantages (not exported)
             self.critic = OuterCritic(dist.obs_dim, int(getattr(dist, "oracle_dim", 0)),
                                       config.critic_hidden) if config.outer_critic else None
+        if config.init_run:
+            warm_start_from_dr(self.agent, config.init_run, dist)
         self.first_order = VARIANTS[self.name][2]
         trainable = list(self.agent.policy.parameters())
         if VARIANTS[self.name][1]:
@@ -268,7 +275,7 @@ class GradientMetaLearner(Algorithm):
             objective = float("nan")
         else:
             objective = self._ppo_update(pre_b, post_b, pre_outer)
-        if self.iteration < cfg.norm_obs_iterations:
+        if self.iteration < cfg.norm_obs_iterations and not cfg.init_run:
             agent.obs_norm.update(torch.as_tensor(
                 np.concatenate([e.obs for e in pre + post]), dtype=torch.float32))
         t_update = time.perf_counter() - t1
@@ -332,3 +339,23 @@ class GradientMetaLearner(Algorithm):
             for i in range(n)
         ]
         agent.load_params(gf.reptile_update(params, phis, cfg.reptile_epsilon))
+
+
+def warm_start_from_dr(agent: GradientAgent, run_dir: str, dist: Any) -> None:
+    """Make the meta-initialization a trained dr policy: dr's actor is the same tanh MLP
+    (body layers, then a linear mean head), so its weights, log-std and observation
+    normalizer copy over one to one. ConfigError names what does not fit."""
+    from metabot.algos.runs import load_baseline_run
+
+    dr = load_baseline_run(run_dir, "init_run", "dr", dist)
+    dr_hidden = list(dr.spec()["kwargs"]["hidden"])
+    if dr_hidden != list(agent.hidden):
+        raise ConfigError(f"config key 'init_run' ({run_dir!r}): hidden {list(agent.hidden)} "
+                          f"must equal the dr run's hidden {dr_hidden}")
+    linears = [m for m in dr.actor if isinstance(m, torch.nn.Linear)]
+    ours = [m for m in agent.policy.body if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for mine, theirs in zip([*ours, agent.policy.head], linears, strict=True):
+            mine.load_state_dict(theirs.state_dict())
+        agent.policy.log_std.copy_(dr.log_std)
+        agent.obs_norm.load_state_dict(dr.obs_norm.state_dict())
