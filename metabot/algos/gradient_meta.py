@@ -347,11 +347,7 @@ def warm_start_from_dr(agent: GradientAgent, run_dir: str, dist: Any) -> None:
     normalizer copy over one to one. ConfigError names what does not fit."""
     from metabot.algos.runs import load_baseline_run
 
-    dr = load_baseline_run(run_dir, "init_run", "dr", dist)
-    dr_hidden = list(dr.spec()["kwargs"]["hidden"])
-    if dr_hidden != list(agent.hidden):
-        raise ConfigError(f"config key 'init_run' ({run_dir!r}): hidden {list(agent.hidden)} "
-                          f"must equal the dr run's hidden {dr_hidden}")
+    dr = load_baseline_run(run_dir, "init_run", "dr", dist, hidden=("hidden", agent.hidden))
     linears = [m for m in dr.actor if isinstance(m, torch.nn.Linear)]
     ours = [m for m in agent.policy.body if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():

@@ -109,7 +109,7 @@ class RL2(Algorithm):
         teacher = None
         if config.teacher_run:
             teacher = load_baseline_run(config.teacher_run, "teacher_run", ("oracle", "rma"),
-                                        dist)
+                                        dist, hidden=("head", config.head))
         self.agent = RL2Agent(
             dist.obs_dim, dist.act_dim, dist.oracle_dim, hidden_size=config.hidden_size,
             head=list(config.head), critic_privileged=config.critic_privileged,
@@ -254,17 +254,11 @@ class RL2(Algorithm):
 
 
 def _copy_heads_setup(agent: RL2Agent, base: Any, key: str, run_dir: str) -> None:
-    """Check that a baseline's heads fit ours; copy its normalizers and log-std."""
-    where = f"config key {key!r} ({run_dir!r})"
-    base_hidden = list(base.spec()["kwargs"]["hidden"])
-    rl2_head = list(agent.spec()["kwargs"]["head"])
-    if base_hidden != rl2_head:
-        raise ConfigError(f"{where}: head {rl2_head} must equal the {base.algo} run's hidden "
-                          f"{base_hidden}")
+    """Check that a baseline's critic fits ours; copy its normalizers and log-std."""
     base_critic_privileged = getattr(base, "critic_privileged", True)  # RMA's always is
     if base_critic_privileged != agent.critic_privileged:
-        raise ConfigError(f"{where}: critic_privileged must match the {base.algo} run's "
-                          f"({base_critic_privileged})")
+        raise ConfigError(f"config key {key!r} ({run_dir!r}): critic_privileged must match "
+                          f"the {base.algo} run's ({base_critic_privileged})")
     with torch.no_grad():
         for name in ("obs_norm", "priv_norm", "value_norm"):
             getattr(agent, name).load_state_dict(getattr(base, name).state_dict())
@@ -296,7 +290,8 @@ def warm_start_from_dr(agent: RL2Agent, run_dir: str, dist: Any) -> None:
     log-std, actor and critic into the heads, with zero weights on the GRU's part of the
     heads' input. The GRU still gets gradients through those weights, so PPO can grow the
     use of memory from there. ConfigError names what does not fit."""
-    dr = load_baseline_run(run_dir, "init_run", "dr", dist)
+    dr = load_baseline_run(run_dir, "init_run", "dr", dist,
+                           hidden=("head", agent.spec()["kwargs"]["head"]))
     _copy_heads_setup(agent, dr, "init_run", run_dir)
     H = agent.hidden_size
     with torch.no_grad():

@@ -145,10 +145,11 @@ def load_agent(run_dir: str | Path) -> tuple[Any, dict[str, Any]]:
 
 
 def load_baseline_run(run_dir: str | Path, key: str, algo: str | tuple[str, ...],
-                      dist: Any) -> Any:
+                      dist: Any, hidden: tuple[str, list[int]] | None = None) -> Any:
     """The trained agent of a finished run of `algo` (one name or several) that a config key
-    names (rma's `teacher_run`, rl2's `init_run` and `teacher_run`); ConfigError says what
-    does not fit, naming the key."""
+    names (rma's `teacher_run`, rl2's `init_run` and `teacher_run`, the gradient family's
+    `init_run`); ConfigError says what does not fit, naming the key. `hidden`, as (our
+    key, our widths): the run's hidden widths must equal ours, for a warm start."""
     from metabot.errors import ConfigError
 
     algos = (algo,) if isinstance(algo, str) else tuple(algo)
@@ -168,4 +169,9 @@ def load_baseline_run(run_dir: str | Path, key: str, algo: str | tuple[str, ...]
         raise ConfigError(f"{where} was trained on {info['tasks']}, not {dist.name}")
     if not info.get("finished"):
         raise ConfigError(f"{where} has not finished training; finish it first")
+    if hidden is not None:
+        ours, theirs = list(hidden[1]), list(agent.spec()["kwargs"]["hidden"])
+        if ours != theirs:
+            raise ConfigError(f"{where}: {hidden[0]} {ours} must equal the {info['algo']} "
+                              f"run's hidden {theirs}")
     return agent
