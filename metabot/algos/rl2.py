@@ -232,7 +232,8 @@ class RL2(Algorithm):
         mb = max(1, n // cfg.num_minibatches)
         with torch.no_grad():
             target = self.task_target(priv)  # [T, N, Z]
-            teacher_action = agent.actor(torch.cat([agent.obs_norm(obs), target], -1))
+            if cfg.task_action_coef > 0:
+                teacher_action = agent.actor(torch.cat([agent.obs_norm(obs), target], -1))
         losses: list[float] = []
         for _ in range(cfg.task_epochs):
             perm = torch.randperm(n, generator=self.torch_gen)
