@@ -60,6 +60,20 @@ def test_bootstrap_is_deterministic_for_a_seed():
     assert score.mean_ci(x, 200, 5) != score.mean_ci(x, 200, 6)
 
 
+def test_ratio_interval_resamples_tasks_together():
+    dr = np.array([10.0, 20.0, 30.0, 140.0])
+    oracle = dr / 2.0  # every task 2x: every resample gives 2 exactly
+    assert score.ratio_ci(dr, oracle, n_boot=200, seed=3) == pytest.approx((2.0, 2.0))
+    # one heavy task decides the mean: the interval must straddle the point ratio widely
+    oracle = np.array([10.0, 20.0, 30.0, 35.0])
+    lo, hi = score.ratio_ci(dr, oracle, n_boot=2000, seed=3)
+    point = dr.mean() / oracle.mean()
+    assert lo < point < hi and lo < 1.3 and hi > 2.5
+    idx = score.bootstrap_indices(4, 2000, 3)  # the same resamples, by hand
+    r = dr[idx].mean(1) / oracle[idx].mean(1)
+    assert (lo, hi) == pytest.approx((np.quantile(r, 0.025), np.quantile(r, 0.975)))
+
+
 def test_physical_metrics_by_hand():
     err = np.array([[0.05, 0.05], [0.02, 0.005], [0.008, 0.02], [0.004, 0.003]])  # [T=4, N=2]
     m = metrics.tip_error_mm(err)

@@ -73,4 +73,10 @@ def _summary(r: dict) -> str:
         err = r["physical"][k].get("mean_tip_error_mm")
         err_txt = f"  mean tip error {err:.1f} mm" if err is not None else ""
         lines.append(f"  k={k:>4} {r['budget_unit']}: R={r['return'][k]:.2f}  {s_txt}{err_txt}")
+    ratio = r.get("dr_over_oracle_tip_error")
+    if ratio is not None:
+        lo, hi = r.get("dr_over_oracle_tip_error_ci95", [float("nan")] * 2)
+        lines.append(f"dr / oracle mean tip error: {r['dr_physical']['mean_tip_error_mm']:.1f} / "
+                     f"{r['oracle_physical']['mean_tip_error_mm']:.1f} mm = {ratio:.2f} "
+                     f"[{lo:.2f}, {hi:.2f}]")
     return "\n".join(lines)

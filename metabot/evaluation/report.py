@@ -76,6 +76,7 @@ def evaluate_agents(
     t0 = time.time()
     ep_dr = run_budget(dist, tasks, ev_dr, 0, unit, eval_seed, act_dim)
     ep_or = run_budget(dist, tasks, ev_or, 0, unit, eval_seed, act_dim)
+    m_dr, m_or = episode_metrics(ep_dr, dist.dt), episode_metrics(ep_or, dist.dt)
     returns, physical = {}, {}
     ep0 = None
     for k in budgets:
@@ -99,13 +100,17 @@ def evaluate_agents(
             returns, per_task(ep_dr.returns), per_task(ep_or.returns), n_boot, eval_seed
         ),
         "physical": physical,
-        "dr_physical": _physical(episode_metrics(ep_dr, dist.dt)),
-        "oracle_physical": _physical(episode_metrics(ep_or, dist.dt)),
+        "dr_physical": _physical(m_dr),
+        "oracle_physical": _physical(m_or),
     }
     dr_err = report["dr_physical"].get("mean_tip_error_mm")
     or_err = report["oracle_physical"].get("mean_tip_error_mm")
     if dr_err and or_err:
+        # issue #3's "is this distribution worth adapting to" bar: dr's error >= 1.5x oracle's
         report["dr_over_oracle_tip_error"] = dr_err / or_err
+        report["dr_over_oracle_tip_error_ci95"] = list(score.ratio_ci(
+            per_task(m_dr["mean_tip_error_mm"]).mean(1),
+            per_task(m_or["mean_tip_error_mm"]).mean(1), n_boot, eval_seed))
     if recover:
         report["time_to_recover"] = time_to_recover_report(
             dist, base, ev, ev_dr, ev_or, unit, eval_seed, act_dim, budgets

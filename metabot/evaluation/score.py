@@ -72,6 +72,24 @@ def mean_ci(
     return float(np.quantile(m, a)), float(np.quantile(m, 1 - a))
 
 
+def ratio_ci(
+    num: np.ndarray, den: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(num) / mean(den) over tasks (aligned per task).
+
+    For the dr / oracle tip-error ratio: a few oscillating tasks decide the mean, so the
+    point value alone says little (docs/adaptation_gap.md)."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    idx = bootstrap_indices(len(num), n_boot, seed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = num[idx].mean(1) / den[idx].mean(1)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(np.quantile(r, a)), float(np.quantile(r, 1 - a))
+
+
 def adaptation_curve(
     returns: Mapping[Any, np.ndarray],
     dr_returns: np.ndarray,
