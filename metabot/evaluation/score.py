@@ -40,6 +40,16 @@ def bootstrap_indices(n_tasks: int, n_boot: int, seed: int) -> np.ndarray:
     return rng.integers(0, n_tasks, size=(n_boot, n_tasks))
 
 
+def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    """Percentile interval of bootstrap samples of a quotient, ignoring non-finite ones (a
+    resample whose denominator is zero)."""
+    s = samples[np.isfinite(samples)]
+    if s.size == 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(np.quantile(s, a)), float(np.quantile(s, 1 - a))
+
+
 def score_ci(
     r_k: np.ndarray,
     r_dr: np.ndarray,
@@ -54,11 +64,7 @@ def score_ci(
     gap = r_oracle[idx].mean(1) - r_dr[idx].mean(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         s = (r_k[idx].mean(1) - r_dr[idx].mean(1)) / gap
-    s = s[np.isfinite(s)]
-    if s.size == 0:
-        return float("nan"), float("nan")
-    a = (1 - level) / 2
-    return float(np.quantile(s, a)), float(np.quantile(s, 1 - a))
+    return _interval(s, level)
 
 
 def mean_ci(
@@ -83,11 +89,7 @@ def ratio_ci(
     idx = bootstrap_indices(len(num), n_boot, seed)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = num[idx].mean(1) / den[idx].mean(1)
-    r = r[np.isfinite(r)]
-    if r.size == 0:
-        return float("nan"), float("nan")
-    a = (1 - level) / 2
-    return float(np.quantile(r, a)), float(np.quantile(r, 1 - a))
+    return _interval(r, level)
 
 
 def adaptation_curve(
