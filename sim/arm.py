@@ -12,7 +12,8 @@ standard library only (no mujoco, gymnasium or torch; a test checks this in a su
 
       [0:n)       joint position, (q - home) / action_scale          (~[-1, 1])
       [n:2n)      joint velocity / VEL_SCALE (rad/s / 5)
-      [2n:3n)     joint effort / stall torque                          ([-1, 1])
+      [2n:3n)     joint effort / stall torque ([-1, 1]); left out (the parts below
+                  move up by n) where desc.observe_effort is False
       [3n:3n+3)   goal xyz / REACH_SCALE (m / 0.25)
       [3n+3:3n+6) tip xyz (FK of the measured q) / REACH_SCALE
       [3n+6:3n+9) (goal - tip) / ERR_SCALE (m / 0.05)
@@ -115,6 +116,10 @@ class ArmDescription:
     tool_pos: tuple[float, ...]  # tool site offset in the last chain body
     action_step: float = 0.0  # rad per control step in delta mode; 0: absolute targets
     command_history: int = 0  # how many of the last sent targets the observation holds
+    # False: the observation leaves out the servos' load readings (hobby-servo "present
+    # load" is a coarse duty-cycle estimate many arm stacks never read; without it a
+    # memoryless policy cannot read a weak servo's or a payload's sag off one observation)
+    observe_effort: bool = True
 
     @property
     def n_joints(self) -> int:
@@ -122,7 +127,13 @@ class ArmDescription:
 
     @property
     def obs_dim(self) -> int:
-        return (3 + self.command_history) * self.n_joints + 9
+        return (2 + self.observe_effort + self.command_history) * self.n_joints + 9
+
+    @property
+    def error_slice(self) -> slice:
+        """Where (goal - tip) / ERR_SCALE sits in the observation."""
+        start = (2 + self.observe_effort) * self.n_joints + 6
+        return slice(start, start + 3)
 
     @classmethod
     def from_mjcf(cls, path: str | Path, tool_site: str = "tool") -> ArmDescription:
@@ -308,14 +319,10 @@ def observe(
     q = np.asarray(q, dtype=np.float64)
     tip = forward_kinematics(desc, q)
     goal = np.broadcast_to(np.asarray(goal, dtype=np.float64), tip.shape)
-    parts = [
-        _normalize_q(desc, q),
-        np.asarray(qd) / VEL_SCALE,
-        np.asarray(effort) / np.asarray(desc.stall_torque),
-        goal / REACH_SCALE,
-        tip / REACH_SCALE,
-        (goal - tip) / ERR_SCALE,
-    ]
+    parts = [_normalize_q(desc, q), np.asarray(qd) / VEL_SCALE]
+    if desc.observe_effort:
+        parts.append(np.asarray(effort) / np.asarray(desc.stall_torque))
+    parts += [goal / REACH_SCALE, tip / REACH_SCALE, (goal - tip) / ERR_SCALE]
     h = desc.command_history
     if h:
         if recent_targets is None:

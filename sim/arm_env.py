@@ -347,6 +347,7 @@ class ArmReachDistribution:
                 armlib.ArmDescription.from_mjcf(self.spec.model),
                 action_step=self.spec.action_step,
                 command_history=self.spec.command_history,
+                observe_effort=self.spec.observe_effort,
             )
             nominal = mujoco.MjModel.from_xml_path(self.spec.model)
         except (ValueError, ET_ParseError) as exc:

@@ -12,6 +12,7 @@ A spec file has one [distribution] table and one [[param]] table per randomized 
     encoder_counts = 4096        # counts/turn of the joint encoders (0: no quantization)
     action_step = 0.1            # optional, arms: rad per step of delta targets (0: absolute)
     command_history = 4          # optional, arms: last sent targets in the observation
+    observe_effort = false       # optional, arms: leave the servo load out (default true)
 
     [[param]]
     name = "actuator_kp"         # unique
@@ -137,6 +138,7 @@ class DistSpec:
     params: tuple[ParamSpec, ...]
     action_step: float = 0.0
     command_history: int = 0
+    observe_effort: bool = True
 
     @property
     def substeps(self) -> int:
@@ -282,6 +284,9 @@ def load_spec(path: str | Path) -> DistSpec:
     history = dist.get("command_history", 0)
     if not isinstance(history, int) or not 0 <= history <= 16:
         raise ConfigError(f"{p}: distribution.command_history must be an integer 0-16")
+    observe_effort = dist.get("observe_effort", True)
+    if not isinstance(observe_effort, bool):
+        raise ConfigError(f"{p}: distribution.observe_effort must be true or false")
     model = _resolve_model(path, str(dist["model"]))
     if not model.is_file():
         raise ConfigError(f"{p}: distribution.model: no such MJCF {str(model)!r}")
@@ -312,4 +317,5 @@ def load_spec(path: str | Path) -> DistSpec:
         params=params,
         action_step=action_step,
         command_history=history,
+        observe_effort=observe_effort,
     )

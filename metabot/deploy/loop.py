@@ -208,8 +208,7 @@ class _Machine:
         self.arm = dep.arm
         self.period = 1.0 / dep.rate_hz
         self.home = np.asarray(self.arm.home, dtype=np.float64)
-        n = self.arm.n_joints
-        self.err_slice = slice(3 * n + 6, 3 * n + 9)  # goal - tip in arm.observe's layout
+        self.err_slice = self.arm.error_slice  # goal - tip in arm.observe's layout
         self.results: list[SegmentResult] = []
         self.seg = 0
         self.phase = "home"
