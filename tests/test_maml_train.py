@@ -131,6 +131,21 @@ def test_metasgd_learns_step_sizes():
     assert any((after[k].detach() - before[k]).abs().max() > 0 for k in before)
 
 
+def test_metasgd_step_size_lr_bounds_the_step_size_update():
+    """Adam moves each step size by about its own lr per update: step_size_lr sets it."""
+    moved = {}
+    for lr in (1e-3, 1e-6):
+        algo = registry.get("metasgd")(HiddenGoal(), GradientConfig(**CFG, step_size_lr=lr),
+                                       seed=0, total_steps=10**6)
+        before = {k: v.detach().clone() for k, v in algo.agent.step_dict().items()}
+        algo.train_iteration()
+        moved[lr] = max((v.detach() - before[k]).abs().max().item()
+                        for k, v in algo.agent.step_dict().items())
+    assert 0 < moved[1e-6] < 1e-5 < 1e-4 < moved[1e-3]  # 3 Adam steps of about lr each
+    with pytest.raises(ConfigError, match="step_size_lr"):
+        GradientConfig(step_size_lr=-1.0).validate()
+
+
 def full_and_resumed(tmp_path, algo: str, overrides: dict):
     """Train on toy-reach through the CLI in full (tmp_path/full), and again cut after two
     iterations and resumed through the CLI (tmp_path/cut); asserts equal final weights and

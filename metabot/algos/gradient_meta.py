@@ -69,6 +69,10 @@ class GradientConfig:
     gamma: float = 0.99
     gae_lambda: float = 1.0
     outer_lr: float = 1e-3
+    # metasgd: Adam learning rate of the learned step sizes; 0 = outer_lr. Why separate:
+    # Adam moves every entry by about its lr per step, so a step size of 1e-3 (what a
+    # sharp dr init needs) under outer_lr 3e-4 swings by a third per step
+    step_size_lr: float = 0.0
     ppo_epochs: int = 5
     clip_coef: float = 0.2
     max_grad_norm: float = 1.0
@@ -111,6 +115,8 @@ class GradientConfig:
             raise ConfigError("config key 'outer_minibatches' must be <= meta_batch")
         if not self.pre_coef >= 0:
             raise ConfigError("config key 'pre_coef' must be >= 0")
+        if not self.step_size_lr >= 0:
+            raise ConfigError("config key 'step_size_lr' must be >= 0 (0: outer_lr)")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ConfigError("config keys 'gamma' and 'gae_lambda' must lie in [0, 1]")
 
@@ -169,10 +175,11 @@ class GradientMetaLearner(Algorithm):
         if config.init_run:
             warm_start_from_dr(self.agent, config.init_run, dist)
         self.first_order = VARIANTS[self.name][2]
-        trainable = list(self.agent.policy.parameters())
+        groups = [{"params": list(self.agent.policy.parameters())}]
         if VARIANTS[self.name][1]:
-            trainable += list(self.agent.step_sizes.parameters())
-        self.optimizer = torch.optim.Adam(trainable, lr=config.outer_lr)
+            groups.append({"params": list(self.agent.step_sizes.parameters()),
+                           "lr": config.step_size_lr or config.outer_lr})
+        self.optimizer = torch.optim.Adam(groups, lr=config.outer_lr)
         self.task_objective = gf.meta_objective_fn(
             self.agent.policy, keys=self.agent.adapt_keys, inner_steps=config.inner_steps,
             first_order=self.first_order, clip=config.clip_coef)
