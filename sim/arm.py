@@ -127,7 +127,7 @@ class ArmDescription:
 
     @property
     def obs_dim(self) -> int:
-        return (2 + self.observe_effort + self.command_history) * self.n_joints + 9
+        return self.error_slice.stop + self.command_history * self.n_joints
 
     @property
     def error_slice(self) -> slice:

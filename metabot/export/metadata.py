@@ -45,8 +45,8 @@ def arm_observation_layout(arm: Any) -> list[dict[str, Any]]:
         ("tip", 3, "m", "fk(q)_xyz / scale", arm_mod.REACH_SCALE),
         ("goal_minus_tip", 3, "m", "(goal - fk(q)) / scale", arm_mod.ERR_SCALE),
     ]  # fmt: skip
-    if not getattr(arm, "observe_effort", True):
-        parts.pop(2)
+    if not arm.observe_effort:
+        parts = [part for part in parts if part[0] != "joint_effort"]
     if arm.command_history:
         parts.append(("sent_targets", arm.command_history * n, "rad",
                       f"last {arm.command_history} joint targets sent, newest first, each "
