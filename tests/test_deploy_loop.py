@@ -112,12 +112,13 @@ def test_oracle_without_privileged_features_is_refused():
 
 
 class HeadSpy(Spy):
-    """Pretends to be a head-only gradient agent: explores, adapts between episodes."""
+    """Pretends to be a gradient agent with an adapt() step (head-only, or the model inner
+    loss's context): explores, adapts between episodes."""
 
-    def __init__(self, agent):
+    def __init__(self, agent, kind="head"):
         super().__init__(agent)
         meta = dict(agent.metadata)
-        meta["adaptation"] = {"kind": "head"}
+        meta["adaptation"] = {"kind": kind}
         self.metadata = meta
         self.adapt_calls = []
         self.last_sample = None
@@ -135,12 +136,13 @@ class HeadSpy(Spy):
 
 
 @pytest.mark.timeout(90)
-def test_head_agents_adapt_between_episodes_on_all_episodes_so_far(rma):
+@pytest.mark.parametrize("kind", ["head", "model"])
+def test_head_agents_adapt_between_episodes_on_all_episodes_so_far(rma, kind):
     from metabot.hardware.safety import SafetyConfig
 
     from metabot.deploy.session import open_robot
 
-    spy = HeadSpy(rma)
+    spy = HeadSpy(rma, kind)
     arm = dl.arm_from_metadata(rma.metadata)
     goals = dl.sample_goals(arm, 3, 7)
     with open_robot("mock://?seed=2&split=test&task_index=4", rma.metadata, watchdog_s=2.0,

@@ -74,6 +74,9 @@ def make(algo: str):
             inner_lr=0.05,
             inner_steps=2,
         )
+    elif algo == "maml-model":
+        agent = GradientAgent(OBS, ACT, PRIV, algo="maml", inner_lr=1.0, inner_loss="model",
+                              context_dim=4, model_history=2, context_ridge=0.01)
     else:
         agent = GradientAgent(OBS, ACT, PRIV, algo=algo)
     return trained_looking(agent)
@@ -92,7 +95,7 @@ def info(algo: str) -> dict:
 
 
 ALGOS = ["dr", "oracle", "rl2", "rl2-task-input", "rma", "anil", "metasgd-head", "maml",
-         "fomaml", "reptile"]
+         "fomaml", "reptile", "maml-model"]
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +200,31 @@ def test_head_adaptation_matches_torch(exported, algo):
     )
 
 
+def test_model_kind_context_step_matches_torch(exported):
+    """The model inner loss: runtime.adapt (numpy) solves the same context as the agent's
+    own adaptation, the adapted runtime acts like the adapted torch agent, reset forgets."""
+    torch_agent, path, report = exported["maml-model"]
+    agent = load(path, seed=1)
+    assert agent.metadata["adaptation"]["kind"] == "model"
+    tr = _episodes(agent, np.random.default_rng(0))
+    summary = agent.adapt(tr)
+    assert summary["episodes"] == 3 and summary["context_change"] > 0
+    adapted = torch_agent.adapted(tr)
+    z = agent.head_parameters()["context"]
+    np.testing.assert_allclose(z, adapted.policy.context.detach().numpy(), atol=TOLERANCE,
+                               rtol=0)
+    rng = np.random.default_rng(9)
+    for _ in range(20):
+        obs = rng.standard_normal(OBS).astype(np.float32)
+        with torch.no_grad():
+            ref = adapted(*[torch.from_numpy(obs)[None], *adapted.example_inputs()[1:]])[0]
+        np.testing.assert_allclose(agent.act(obs), ref[0].numpy(), atol=TOLERANCE, rtol=0)
+    agent.reset()
+    np.testing.assert_array_equal(
+        agent.head_parameters()["context"],
+        np.asarray(agent.metadata["adaptation"]["initial"]["context"], np.float32))
+
+
 @pytest.mark.parametrize("algo", ["rl2", "anil"])
 def test_reference_stepper_from_metadata(exported, algo):
     """The torch reference that `bench infer` times is the network the runtime runs."""
@@ -209,7 +237,9 @@ def test_reference_stepper_from_metadata(exported, algo):
         np.testing.assert_allclose(agent.act(obs), ref.act(obs), atol=TOLERANCE, rtol=0)
 
 
-def test_head_adaptation_runs_without_torch(exported):
+@pytest.mark.parametrize(("algo", "change"), [("anil", "head_change"),
+                                             ("maml-model", "context_change")])
+def test_head_adaptation_runs_without_torch(exported, algo, change):
     """On a robot computer (no torch): explore, adapt between episodes, act adapted."""
     code = f"""
 import sys
@@ -217,7 +247,7 @@ for name in ("torch", "mujoco", "onnx"):
     sys.modules[name] = None
 import numpy as np
 from metabot.runtime import load
-agent = load({str(exported["anil"][1])!r}, seed=0)
+agent = load({str(exported[algo][1])!r}, seed=0)
 rng = np.random.default_rng(0)
 obs = rng.standard_normal((40, {OBS})).astype(np.float32)
 acts = []
@@ -226,7 +256,7 @@ for o in obs:
     acts.append(agent.last_sample)
 info = agent.adapt({{"obs": obs, "actions": np.array(acts), "rewards": -np.abs(obs[:, 0]),
                      "ends": (np.arange(40) % 20 == 19).astype(float)}})
-assert info["head_change"] > 0 and info["episodes"] == 2, info
+assert info[{change!r}] > 0 and info["episodes"] == 2, info
 print(agent.act(obs[0]).shape)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

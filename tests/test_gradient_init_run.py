@@ -1,5 +1,6 @@
 """The gradient family's `init_run`: the meta-initialization starts as a trained dr policy."""
 
+import numpy as np
 import pytest
 import torch
 from test_algos_train import SMALL
@@ -25,10 +26,12 @@ def _learner(algo, run, **params):
     return build_algorithm(cfg)
 
 
-@pytest.mark.parametrize("algo", ["maml", "anil"])
-def test_the_meta_initialization_acts_exactly_as_dr(dr_run, algo):
+@pytest.mark.parametrize(("algo", "params"), [("maml", {}), ("anil", {}),
+                                              ("maml", {"inner_loss": "model"})])
+def test_the_meta_initialization_acts_exactly_as_dr(dr_run, algo, params):
+    """With the model inner loss the policy also reads a context; its columns start at 0."""
     dr, _ = load_agent(dr_run)
-    agent = _learner(algo, dr_run).agent.eval()
+    agent = _learner(algo, dr_run, **params).agent.eval()
     g = torch.Generator().manual_seed(0)
     obs = 3 * torch.randn(64, dr.obs_dim, generator=g)
     extra = (torch.zeros(64, dr.act_dim), torch.zeros(64, 1), torch.zeros(64, 1),
@@ -57,3 +60,25 @@ def test_an_init_run_that_does_not_fit_is_named(tmp_path, dr_run):
                    overrides={**SMALL, "hidden": HIDDEN}, progress=False)
     with pytest.raises(ConfigError, match="must be a dr run"):
         _learner("anil", oracle)
+
+
+@pytest.fixture(scope="module")
+def oracle_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "oracle"
+    return train("oracle", "toy-reach", out, seed=0, steps=8 * 40 * 3,
+                 overrides={**SMALL, "hidden": HIDDEN}, progress=False)
+
+
+def test_a_teacher_pulls_the_adapted_policy_toward_the_oracle(dr_run, oracle_run):
+    """teacher_run: the outer objective's supervised term; training only."""
+    gaps = {}
+    for coef in (0.0, 50.0):  # with coef 0 the oracle is loaded and measured, not followed
+        algo = _learner("maml", dr_run, inner_loss="model", teacher_run=str(oracle_run),
+                        teacher_coef=coef, outer_lr=3e-3, adapt_episodes=1)
+        gaps[coef] = [algo.train_iteration()["teacher_gap_adapted"] for _ in range(8)]
+    assert np.mean(gaps[50.0][4:]) < 0.5 * np.mean(gaps[0.0][4:]), gaps
+    assert "teacher" not in dict(algo.modules())  # never checkpointed or exported
+    with pytest.raises(ConfigError, match="teacher_run"):
+        _learner("maml", dr_run, teacher_run=str(dr_run))
+    with pytest.raises(ConfigError, match="teacher_coef"):
+        _learner("maml", dr_run, teacher_coef=-1.0)

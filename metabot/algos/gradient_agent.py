@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from metabot.algos.agents import Agent, register_agent
-from metabot.algos.gradient_functional import HEAD_KEYS, GaussianMLP
+from metabot.algos.gradient_functional import CONTEXT_KEYS, HEAD_KEYS, GaussianMLP
 from metabot.algos.nets import RunningNorm
 
 GRADIENT_ALGOS = ("maml", "fomaml", "reptile", "metasgd", "anil")
@@ -47,13 +47,22 @@ class GradientAgent(Agent):
         learn_step_sizes: bool = False,
         gamma: float = 0.99,
         gae_lambda: float = 1.0,
+        inner_loss: str = "pg",
+        context_dim: int = 0,
+        model_history: int = 0,
+        context_ridge: float | None = None,
     ):
         hidden = [int(h) for h in hidden]
+        kwargs = {}
+        if inner_loss != "pg":  # PG agents keep their original constructor record
+            kwargs = {"inner_loss": inner_loss, "context_dim": int(context_dim),
+                      "model_history": int(model_history),
+                      "context_ridge": context_ridge}
         super().__init__(
             obs_dim, act_dim, privileged_dim, algo=algo, hidden=hidden,
             init_log_std=init_log_std, adapt_head_only=adapt_head_only, inner_lr=inner_lr,
             inner_steps=inner_steps, learn_step_sizes=learn_step_sizes, gamma=gamma,
-            gae_lambda=gae_lambda,
+            gae_lambda=gae_lambda, **kwargs,
         )
         self.algo = algo
         self.hidden = hidden
@@ -61,10 +70,21 @@ class GradientAgent(Agent):
         self.inner_steps = int(inner_steps)
         self.gamma = float(gamma)
         self.gae_lambda = float(gae_lambda)
+        self.inner_loss = str(inner_loss)
+        self.model_history = int(model_history)
+        # None: the context adapts by plain gradient steps; else curvature-scaled ones
+        self.context_ridge = None if context_ridge is None else float(context_ridge)
         self.obs_norm = RunningNorm(obs_dim)
-        self.policy = GaussianMLP(obs_dim, act_dim, hidden, init_log_std)
-        keys = HEAD_KEYS if self.adapt_head_only else tuple(
-            k for k, _ in self.policy.named_parameters())
+        # "model": only the context adapts (metabot.runtime.model_context)
+        self.policy = GaussianMLP(obs_dim, act_dim, hidden, init_log_std,
+                                  context_dim=context_dim if inner_loss == "model" else 0,
+                                  model_history=model_history)
+        if self.inner_loss == "model":
+            keys = CONTEXT_KEYS
+        elif self.adapt_head_only:
+            keys = HEAD_KEYS
+        else:
+            keys = tuple(k for k, _ in self.policy.named_parameters())
         self.adapt_keys = tuple(keys)
         params = dict(self.policy.named_parameters())
         # Meta-SGD learns one step size per parameter entry; MAML keeps one fixed scalar.
@@ -95,11 +115,20 @@ class GradientAgent(Agent):
     def forward(self, obs, prev_action, prev_reward, first, privileged):  # noqa: D102
         return (torch.clamp(self.policy(self.obs_norm(obs)), -1.0, 1.0),)
 
+    @property
+    def adapt_kind(self) -> str:
+        """"model" (the context, by the model inner loss; numpy), "head" (numpy closed
+        form) or "all" (torch). Not "context": that kind means rl2/rma's recurrent state."""
+        if self.inner_loss == "model":
+            return "model"
+        return "head" if self.adapt_head_only else "all"
+
     def describe(self) -> dict[str, Any]:
         info = super().describe()
+        kind = self.adapt_kind
         info["adaptation"] = {
-            "kind": "head" if self.adapt_head_only else "full",
-            "needs_extra": None if self.adapt_head_only else "train",
+            "kind": "full" if kind == "all" else kind,
+            "needs_extra": "train" if kind == "all" else None,
             "inner_steps": self.inner_steps,
         }
         return info
@@ -108,7 +137,10 @@ class GradientAgent(Agent):
     def adapt_spec(self) -> dict[str, Any]:
         """JSON-safe spec for metabot.algos.maml_adapt.adapt (and the runtime's head step)."""
         return {
-            "adapt": "head" if self.adapt_head_only else "all",
+            "adapt": self.adapt_kind,
+            "inner_loss": self.inner_loss,
+            "model_history": self.model_history,
+            "context_ridge": self.context_ridge,
             "hidden": list(self.hidden),
             "inner_steps": self.inner_steps,
             "gamma": self.gamma,

@@ -23,6 +23,26 @@ Params = dict[str, torch.Tensor]
 Batch = dict[str, torch.Tensor]
 
 HEAD_KEYS = ("head.weight", "head.bias")
+CONTEXT_KEYS = ("context",)
+# Scale of the model's z-directions at init: the solved context is about (dynamics
+# difference) / (this scale), and the policy must tell tasks apart by it, so a small scale
+# starts tasks' contexts O(1) apart (0.1: measured on the tests' hidden-sign task)
+MODEL_INIT = 0.1
+
+
+class ContextModel(nn.Module):
+    """The z-conditioned dynamics model of the ``inner_loss = "model"`` step; its math and
+    its closed-form z-gradient live in metabot.runtime.model_context."""
+
+    def __init__(self, in_dim: int, out_dim: int, context_dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(out_dim, in_dim))
+        self.bias = nn.Parameter(torch.zeros(out_dim))
+        # z's directions start random so the first inner gradients already differ per task
+        mix = torch.randn(context_dim, out_dim, in_dim) * (MODEL_INIT / math.sqrt(in_dim))
+        self.mix = nn.Parameter(mix)
+        ctx = torch.randn(out_dim, context_dim) * (MODEL_INIT / math.sqrt(out_dim))
+        self.ctx = nn.Parameter(ctx)
 
 
 class GaussianMLP(nn.Module):
@@ -33,10 +53,16 @@ class GaussianMLP(nn.Module):
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Iterable[int] = (64, 64),
-                 init_log_std: float = -0.5):
+                 init_log_std: float = -0.5, context_dim: int = 0, model_history: int = 0):
         super().__init__()
+        self.context_dim = int(context_dim)
+        if self.context_dim > 0:
+            # CAVIA's context: an extra policy input that only the inner step changes
+            self.context = nn.Parameter(torch.zeros(self.context_dim))
+            self.model = ContextModel(obs_dim + act_dim * (model_history + 1), obs_dim,
+                                      self.context_dim)
         layers: list[nn.Module] = []
-        last = obs_dim
+        last = obs_dim + self.context_dim
         for width in hidden:
             layers += [nn.Linear(last, width), nn.Tanh()]
             last = width
@@ -52,11 +78,13 @@ class GaussianMLP(nn.Module):
         self.feature_dim = last
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.context_dim > 0:
+            obs = torch.cat([obs, self.context.expand(*obs.shape[:-1], self.context_dim)], -1)
         return self.body(obs)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Action mean in the policy's [-1, 1] units (before clipping)."""
-        return self.head(self.body(obs))
+        return self.head(self.features(obs))
 
 
 def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor):
@@ -81,6 +109,27 @@ def inner_objective(model: nn.Module, params: Params, batch: Batch) -> torch.Ten
     return weighted_mean(ratio * batch["adv"], batch["weights"])
 
 
+def context_model_loss(params: Params, batch: Batch) -> torch.Tensor:
+    """The dynamics-prediction loss of metabot.runtime.model_context (same formula):
+    ``batch`` holds ``model_x``, ``model_y``, ``model_w``."""
+    x, y, w = batch["model_x"], batch["model_y"], batch["model_w"]
+    z = params["context"]
+    weight = params["model.weight"] + torch.einsum("i,iyx->yx", z, params["model.mix"])
+    pred = x @ weight.transpose(0, 1) + params["model.bias"] + params["model.ctx"] @ z
+    r = pred - y
+    return (w[:, None] * r * r).sum() / (y.shape[-1] * w.sum().clamp_min(1.0))
+
+
+def context_curvature(params: Params, batch: Batch, ridge: float) -> torch.Tensor:
+    """d2L/dz2 + ridge I of context_model_loss (exact: L is quadratic in z); the numpy twin
+    and the reason for the curvature-scaled step are in metabot.runtime.model_context."""
+    x, w = batch["model_x"], batch["model_w"]
+    a = torch.einsum("iyx,nx->nyi", params["model.mix"], x) + params["model.ctx"]
+    s = 2.0 * w / (batch["model_y"].shape[-1] * w.sum().clamp_min(1.0))
+    h = torch.einsum("n,nyi,nyj->ij", s, a, a)
+    return h + ridge * torch.eye(h.shape[0], dtype=h.dtype)
+
+
 def adapt(
     model: nn.Module,
     params: Params,
@@ -90,19 +139,31 @@ def adapt(
     keys: Iterable[str],
     inner_steps: int = 1,
     first_order: bool = False,
+    inner_loss: str = "pg",
+    context_ridge: float | None = None,
 ) -> Params:
-    """``inner_steps`` ascent steps on the inner objective over ``keys``.
+    """``inner_steps`` ascent steps on the inner objective over ``keys``: the policy
+    gradient surrogate (``inner_loss="pg"``) or minus the context model's prediction loss
+    (``"model"``, keys = the context; with a ``context_ridge`` the gradient is scaled by
+    the inverse curvature, else it is a plain gradient step).
 
     ``step_sizes[k]`` is a scalar tensor (MAML) or shaped like ``params[k]`` (Meta-SGD).
     Second order by default: the result stays differentiable through the inner gradient.
     """
     keys = tuple(keys)
     adapted = dict(params)
+    newton = inner_loss == "model" and context_ridge is not None
+    if newton:
+        curvature = context_curvature(params, batch, context_ridge)
     for _ in range(inner_steps):
         def objective(sub: Params, base: Params = adapted) -> torch.Tensor:
+            if inner_loss == "model":
+                return -context_model_loss({**base, **sub}, batch)
             return inner_objective(model, {**base, **sub}, batch)
 
         g = grad(objective)({k: adapted[k] for k in keys})
+        if newton:
+            g = {k: torch.linalg.solve(curvature, v) for k, v in g.items()}
         if first_order:
             g = {k: v.detach() for k, v in g.items()}
         adapted = {**adapted, **{k: adapted[k] + step_sizes[k] * g[k] for k in keys}}
@@ -135,15 +196,30 @@ def meta_objective_fn(
     inner_steps: int,
     first_order: bool,
     clip: float,
+    inner_loss: str = "pg",
+    model_coef: float = 0.0,
+    context_ridge: float | None = None,
+    teacher_coef: float = 0.0,
 ) -> Callable[[Params, Params, Batch, Batch], torch.Tensor]:
     """One task's outer objective: PPO-clip of the adapted policy on its post-adaptation
-    data (ProMP). Returns f(params, step_sizes, pre_batch, post_batch)."""
+    data (ProMP), minus ``model_coef`` times the adapted context model's loss on that data
+    (``inner_loss="model"``: the model learns to predict after adaptation, as supervised
+    MAML trains it), minus ``teacher_coef`` times the squared distance of the adapted mean
+    action from ``post["teacher_mean"]``. Returns f(params, step_sizes, pre, post)."""
     keys = tuple(keys)
 
     def task_objective(params: Params, step_sizes: Params, pre: Batch, post: Batch):
-        adapted = adapt(model, params, pre, step_sizes, keys=keys,
-                        inner_steps=inner_steps, first_order=first_order)
-        return ppo_clip_objective(model, adapted, post, clip)
+        adapted = adapt(model, params, pre, step_sizes, keys=keys, inner_steps=inner_steps,
+                        first_order=first_order, inner_loss=inner_loss,
+                        context_ridge=context_ridge)
+        value = ppo_clip_objective(model, adapted, post, clip)
+        if inner_loss == "model" and model_coef > 0:
+            value = value - model_coef * context_model_loss(adapted, post)
+        if teacher_coef > 0:
+            mean = functional_call(model, adapted, (post["obs"],))
+            gap = (mean - post["teacher_mean"]).pow(2).sum(-1)
+            value = value - teacher_coef * weighted_mean(gap, post["weights"])
+        return value
 
     return task_objective
 
@@ -164,13 +240,14 @@ def meta_objective(task_objective, params: Params, step_sizes: Params, pre: Batc
 
 
 def adapt_tasks(model: nn.Module, params: Params, pre: Batch, step_sizes: Params, *,
-                keys: Iterable[str], inner_steps: int = 1) -> Params:
+                keys: Iterable[str], inner_steps: int = 1, inner_loss: str = "pg",
+                context_ridge: float | None = None) -> Params:
     """Adapted parameters for every task at once (stacked on dim 0), no graph kept."""
     keys = tuple(keys)
 
     def one(b: Batch) -> Params:
         return adapt(model, params, b, step_sizes, keys=keys, inner_steps=inner_steps,
-                     first_order=True)
+                     first_order=True, inner_loss=inner_loss, context_ridge=context_ridge)
 
     with torch.no_grad():
         return vmap(one)(pre)

@@ -14,6 +14,10 @@ Variants differ only in what adapts and how the gradient flows:
     metasgd  all, learned per-entry step sizes     anil     head only, second-order
     reptile  theta += eps * mean_i(phi_i - theta), phi_i = inner step + SGD on the task
 
+``inner_loss=model``: the inner step adapts only a context vector the policy reads, by
+descent on a dynamics model's prediction loss over the task's own transitions, instead of
+the policy gradient (metabot.runtime.model_context; docs/gradient_meta.md says why).
+
 ``outer_critic=true``: the outer objective's advantages come from a learned value network
 that also sees the task's privileged dynamics features (metabot.algos.gradient_critic),
 GAE with ``outer_gae_lambda``; the inner step keeps the linear-baseline advantages the robot
@@ -43,6 +47,7 @@ from metabot.algos.gradient_critic import (
 from metabot.algos.gradient_sampler import Episodes, collect
 from metabot.algos.maml_numpy_head import advantages
 from metabot.errors import ConfigError
+from metabot.runtime.model_context import model_data
 
 # algo -> (adapt head only, learn step sizes, first order)
 VARIANTS: dict[str, tuple[bool, bool, bool]] = {
@@ -101,6 +106,25 @@ class GradientConfig:
     # so meta-training starts at dr's return and only has to learn what adaptation adds.
     # Needs hidden equal to the dr run's
     init_run: str = ""
+    # the inner step's objective: "pg" (the policy gradient, ProMP's surrogate) or "model"
+    # (CAVIA: only a `context_dim` vector the policy reads adapts, by descent on a
+    # z-conditioned dynamics model's prediction loss over the task's own transitions, with
+    # `model_history` past actions as model inputs; metabot.runtime.model_context).
+    # `model_coef` weighs that model's post-adaptation loss in the outer objective
+    inner_loss: str = "pg"
+    context_dim: int = 8
+    model_history: int = 6
+    model_coef: float = 1.0
+    # "model": "newton" scales the context's gradient by the loss's exact inverse
+    # curvature plus `context_ridge` (a prior weight on z - z0); "gradient": plain steps
+    context_step: str = "newton"
+    context_ridge: float = 0.01
+    # a finished `oracle` run: training only, the outer objective adds `teacher_coef` times
+    # minus the squared distance of the adapted policy's mean action from the oracle's on the
+    # post-adaptation episodes (the oracle sees the true dynamics), a supervised signal for
+    # what adaptation should achieve; the inner step and the robot never see it
+    teacher_run: str = ""
+    teacher_coef: float = 1.0
 
     def validate(self) -> None:
         positive(self, "meta_batch", "adapt_episodes", "post_episodes", "inner_steps",
@@ -119,6 +143,26 @@ class GradientConfig:
             raise ConfigError("config key 'step_size_lr' must be >= 0 (0: outer_lr)")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ConfigError("config keys 'gamma' and 'gae_lambda' must lie in [0, 1]")
+        if not self.teacher_coef >= 0:
+            raise ConfigError("config key 'teacher_coef' must be >= 0")
+        if self.inner_loss not in ("pg", "model"):
+            raise ConfigError(f"config key 'inner_loss' must be 'pg' or 'model', "
+                              f"got {self.inner_loss!r}")
+        if self.inner_loss == "model":
+            positive(self, "context_dim")
+            if self.model_history < 0 or not self.model_coef >= 0:
+                raise ConfigError("config keys 'model_history' and 'model_coef' must be >= 0")
+            if self.context_step not in ("newton", "gradient"):
+                raise ConfigError(f"config key 'context_step' must be 'newton' or "
+                                  f"'gradient', got {self.context_step!r}")
+            if not self.context_ridge > 0:
+                raise ConfigError("config key 'context_ridge' must be > 0 (it keeps the "
+                                  "inner solve well posed)")
+
+
+def ridge_of(cfg: GradientConfig) -> float | None:
+    """The context step's ridge, None for a plain gradient step."""
+    return cfg.context_ridge if cfg.context_step == "newton" else None
 
 
 def build_agent(algo: str, obs_dim: int, act_dim: int, privileged_dim: int,
@@ -129,11 +173,15 @@ def build_agent(algo: str, obs_dim: int, act_dim: int, privileged_dim: int,
                          init_log_std=cfg.init_log_std, adapt_head_only=head_only,
                          inner_lr=cfg.inner_lr, inner_steps=cfg.inner_steps,
                          learn_step_sizes=learn_steps, gamma=cfg.gamma,
-                         gae_lambda=cfg.gae_lambda)
+                         gae_lambda=cfg.gae_lambda, inner_loss=cfg.inner_loss,
+                         context_dim=cfg.context_dim, model_history=cfg.model_history,
+                         context_ridge=ridge_of(cfg))
 
 
-def stack_batches(eps: list[Episodes], adv: list[np.ndarray]) -> gf.Batch:
-    """Pad per-task episodes to one length and stack them: ``[n_tasks, N, ...]``."""
+def stack_batches(eps: list[Episodes], adv: list[np.ndarray],
+                  model_history: int | None = None) -> gf.Batch:
+    """Pad per-task episodes to one length and stack them: ``[n_tasks, N, ...]``; with a
+    ``model_history``, also the context model's inputs, targets and weights."""
     n = max(len(e.rewards) for e in eps)
 
     def pad(a: np.ndarray) -> np.ndarray:
@@ -143,13 +191,18 @@ def stack_batches(eps: list[Episodes], adv: list[np.ndarray]) -> gf.Batch:
     def stacked(arrays) -> torch.Tensor:
         return torch.as_tensor(np.stack([pad(a) for a in arrays]), dtype=torch.float32)
 
-    return {
+    batch = {
         "obs": stacked([e.obs_norm for e in eps]),
         "actions": stacked([e.actions for e in eps]),
         "adv": stacked(adv),
         "logp_old": stacked([e.logp for e in eps]),
         "weights": stacked([np.ones(len(e.rewards)) for e in eps]),
     }
+    if model_history is not None:
+        data = [model_data(e.obs_norm, e.actions, e.ends, model_history) for e in eps]
+        for i, key in enumerate(("model_x", "model_y", "model_w")):
+            batch[key] = stacked([d[i] for d in data])
+    return batch
 
 
 class GradientMetaLearner(Algorithm):
@@ -165,6 +218,10 @@ class GradientMetaLearner(Algorithm):
         super().__init__(dist, config, seed, total_steps)
         if self.name not in VARIANTS:
             raise ConfigError(f"unknown gradient-based algorithm {self.name!r}")
+        if self.name == "reptile" and config.inner_loss != "pg":
+            raise ConfigError("reptile takes only inner_loss = 'pg' (its task solver is "
+                              "policy-gradient SGD)")
+        self.model_history = config.model_history if config.inner_loss == "model" else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # weight init, without touching the global RNG
             self.agent = build_agent(self.name, dist.obs_dim, dist.act_dim,
@@ -174,6 +231,11 @@ class GradientMetaLearner(Algorithm):
                                       config.critic_hidden) if config.outer_critic else None
         if config.init_run:
             warm_start_from_dr(self.agent, config.init_run, dist)
+        self.teacher = None
+        if config.teacher_run:  # training only: never part of the agent or its checkpoint
+            from metabot.algos.runs import load_baseline_run
+
+            self.teacher = load_baseline_run(config.teacher_run, "teacher_run", "oracle", dist)
         self.first_order = VARIANTS[self.name][2]
         groups = [{"params": list(self.agent.policy.parameters())}]
         if VARIANTS[self.name][1]:
@@ -182,7 +244,9 @@ class GradientMetaLearner(Algorithm):
         self.optimizer = torch.optim.Adam(groups, lr=config.outer_lr)
         self.task_objective = gf.meta_objective_fn(
             self.agent.policy, keys=self.agent.adapt_keys, inner_steps=config.inner_steps,
-            first_order=self.first_order, clip=config.clip_coef)
+            first_order=self.first_order, clip=config.clip_coef, inner_loss=config.inner_loss,
+            model_coef=config.model_coef, context_ridge=ridge_of(config),
+            teacher_coef=config.teacher_coef if config.teacher_run else 0.0)
         self.critic_optimizer = (
             torch.optim.Adam(self.critic.net.parameters(), lr=config.critic_lr, eps=1e-5)
             if self.critic is not None else None)
@@ -257,10 +321,11 @@ class GradientMetaLearner(Algorithm):
                               gf.stack_params(params, len(tasks)), cfg.adapt_episodes,
                               seed=derive_seed(self.seed, self.iteration, 3),
                               generator=self.torch_gen)
-            pre_b = stack_batches(pre, self._advantages(pre))
+            pre_b = stack_batches(pre, self._advantages(pre), self.model_history)
             steps = {k: v.detach() for k, v in agent.step_dict().items()}
             adapted = gf.adapt_tasks(agent.policy, params, pre_b, steps, keys=agent.adapt_keys,
-                                     inner_steps=cfg.inner_steps)
+                                     inner_steps=cfg.inner_steps, inner_loss=cfg.inner_loss,
+                                     context_ridge=ridge_of(cfg))
             post, n1 = collect(envs, agent.policy, agent.obs_norm, adapted, cfg.post_episodes,
                                seed=derive_seed(self.seed, self.iteration, 4),
                                generator=self.torch_gen)
@@ -272,11 +337,16 @@ class GradientMetaLearner(Algorithm):
         extra: dict[str, float] = {}
         pre_outer = pre_b  # what the pre_coef term reads; the inner step always reads pre_b
         if self.critic is None:
-            post_b = stack_batches(post, self._advantages(post))
+            post_b = stack_batches(post, self._advantages(post), self.model_history)
         else:
             pre_adv, post_adv, extra = self._critic_step(pre, post, privileged, episode_steps)
-            post_b = stack_batches(post, post_adv)
+            post_b = stack_batches(post, post_adv, self.model_history)
             pre_outer = {**pre_b, "adv": stack_batches(pre, pre_adv)["adv"]}
+        if self.model_history is not None:
+            extra.update(self._model_losses(params, adapted, pre_b))
+        if self.teacher is not None:
+            post_b["teacher_mean"] = self._teacher_means(post, privileged)
+            extra.update(self._teacher_gaps(params, adapted, post_b))
         if self.name == "reptile":
             self._reptile_update(pre_b, post_b)
             objective = float("nan")
@@ -302,6 +372,45 @@ class GradientMetaLearner(Algorithm):
                 [v.detach().mean() for v in agent.step_dict().values()]).mean()),
             **extra,
         }
+
+    def _teacher_means(self, eps: list[Episodes], privileged: np.ndarray) -> torch.Tensor:
+        """The oracle's mean action on each task's episodes (its true dynamics), padded and
+        stacked like stack_batches: ``[n_tasks, N, A]``."""
+        n = max(len(e.rewards) for e in eps)
+        out = torch.zeros(len(eps), n, self.dist.act_dim)
+        with torch.no_grad():
+            for i, e in enumerate(eps):
+                obs = torch.as_tensor(e.obs, dtype=torch.float32)
+                priv = torch.as_tensor(privileged[i], dtype=torch.float32).expand(len(obs), -1)
+                out[i, : len(obs)] = self.teacher.actor_mean(obs, priv)
+        return out
+
+    def _teacher_gaps(self, params: gf.Params, adapted: gf.Params,
+                      post: gf.Batch) -> dict[str, float]:
+        """Mean squared distance from the oracle's mean action on the post-adaptation
+        episodes, of the meta-policy and of the adapted policies: what adaptation closes."""
+        from torch.func import functional_call, vmap
+
+        def gap(p: gf.Params, b: gf.Batch) -> torch.Tensor:
+            mean = functional_call(self.agent.policy, p, (b["obs"],))
+            return gf.weighted_mean((mean - b["teacher_mean"]).pow(2).sum(-1), b["weights"])
+
+        with torch.no_grad():
+            before = vmap(gap, in_dims=(None, 0))(params, post).mean()
+            after = vmap(gap)(adapted, post).mean()
+        return {"teacher_gap_pre": float(before), "teacher_gap_adapted": float(after)}
+
+    @staticmethod
+    def _model_losses(params: gf.Params, adapted: gf.Params,
+                      pre: gf.Batch) -> dict[str, float]:
+        """The context model's loss on the pre-adaptation data before and after the inner
+        step (mean over tasks): how much the step explains of the task's dynamics."""
+        from torch.func import vmap
+
+        with torch.no_grad():
+            before = vmap(gf.context_model_loss, in_dims=(None, 0))(params, pre).mean()
+            after = vmap(gf.context_model_loss)(adapted, pre).mean()
+        return {"model_loss_pre": float(before), "model_loss_adapted": float(after)}
 
     def _ppo_update(self, pre: gf.Batch, post: gf.Batch,
                     pre_outer: gf.Batch | None = None) -> float:
@@ -359,6 +468,11 @@ def warm_start_from_dr(agent: GradientAgent, run_dir: str, dist: Any) -> None:
     ours = [m for m in agent.policy.body if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         for mine, theirs in zip([*ours, agent.policy.head], linears, strict=True):
-            mine.load_state_dict(theirs.state_dict())
+            if mine.in_features > theirs.in_features:  # the context's columns start at 0
+                mine.weight.zero_()
+                mine.weight[:, : theirs.in_features].copy_(theirs.weight)
+                mine.bias.copy_(theirs.bias)
+            else:
+                mine.load_state_dict(theirs.state_dict())
         agent.policy.log_std.copy_(dr.log_std)
         agent.obs_norm.load_state_dict(dr.obs_norm.state_dict())

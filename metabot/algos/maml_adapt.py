@@ -2,10 +2,11 @@
 
 Online adaptation on a robot calls ``adapt`` between episodes with the episodes collected
 so far. Head-only adaptation (``anil``, head-only ``metasgd``) is closed-form numpy
-(maml_numpy_head) and needs no extra; full-network adaptation (``maml``, ``fomaml``,
-``reptile``, full ``metasgd``) differentiates the policy and needs torch, i.e. the
-``train`` extra on the robot computer. Torch is imported lazily so that this module stays
-importable without it.
+(maml_numpy_head) and needs no extra, as does context adaptation by the model inner
+loss (``inner_loss = "model"``, metabot.runtime.model_context); full-network adaptation
+(``maml``, ``fomaml``, ``reptile``, full ``metasgd``) differentiates the policy and needs
+torch, i.e. the ``train`` extra on the robot computer. Torch is imported lazily so that
+this module stays importable without it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from metabot.algos.maml_numpy_head import adapt_head, advantages, normalize_obs
 from metabot.errors import MissingExtraError
+from metabot.runtime.model_context import context_step
 
 Arrays = dict[str, np.ndarray]
 
@@ -26,10 +28,18 @@ def adapt(params: Arrays, transitions: dict[str, np.ndarray], spec: dict[str, An
     ``params``: the policy parameters by torch name (``body.{i}.*``, ``head.*``,
     ``log_std``). ``transitions``: ``obs`` (raw), ``actions`` (sampled, pre-clip, in [-1, 1]
     units), ``rewards``, ``ends`` over N steps. ``spec``: what ``GradientAgent.adapt_spec()``
-    returns (``adapt`` = "head" or "all", step sizes, inner steps, discounting, normalizer).
+    returns (``adapt`` = "head", "model" or "all", step sizes, inner steps, discounting,
+    normalizer).
     """
     if spec["adapt"] == "head":
         return adapt_head(params, transitions, spec)
+    if spec["adapt"] == "model":
+        z = context_step(params, normalize_obs(transitions["obs"], spec),
+                         transitions["actions"], transitions["ends"],
+                         history=int(spec["model_history"]),
+                         step_size=spec["step_sizes"]["context"],
+                         inner_steps=int(spec["inner_steps"]), ridge=spec["context_ridge"])
+        return {**params, "context": z}
     try:
         import torch
     except ImportError:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from metabot.errors import ArtifactError, ConfigError
+from metabot.runtime.agent import STEP_KINDS
 from metabot.runtime.robot import arm_from_metadata
 from metabot.sim import arm as armlib
 
@@ -322,7 +323,7 @@ class _Machine:
             self.dep.on_step(self.seg, self.j)
         priv = self.dep.privileged() if self.dep.privileged is not None else None
         t0 = time.perf_counter()
-        if self.dep.kind == "head":
+        if self.dep.kind in STEP_KINDS:
             action = agent.act(obs, reward=self.rewards[-1] if self.rewards else 0.0,
                                privileged=priv, explore=True)
             self.sample_log.append(agent.last_sample.copy())
@@ -351,7 +352,7 @@ class _Machine:
         )  # fmt: skip
         self.adapt_info = {}
         self.results.append(res)
-        if self.dep.kind == "head":
+        if self.dep.kind in STEP_KINDS:
             ends = np.zeros(n)
             ends[-1] = 1.0
             self.transitions.append({
@@ -362,7 +363,7 @@ class _Machine:
         self.phase = "home"
 
     def _adapt(self) -> None:
-        """Head-only gradient step on every episode so far (between episodes only)."""
+        """The adapt() step (head or context) on every episode so far, between episodes."""
         self._pending_adapt = False
         if not self.transitions:
             return

@@ -27,6 +27,8 @@ class InputError(ArtifactError, ValueError):
 
 
 _CONTEXT_INPUTS = ("obs", "prev_action", "prev_reward", "first", "privileged")
+# adaptation kinds with a between-episodes adapt() step and explore=True sampling
+STEP_KINDS = ("head", "model")
 
 
 def session_options() -> ort.SessionOptions:
@@ -209,8 +211,9 @@ class Agent:
 
         `explore=True` (head-adaptation agents): sample the action from the policy's
         Gaussian, as the adaptation episodes need; the pre-clip sample is `last_sample`."""
-        if explore and self.metadata["adaptation"]["kind"] != "head":
-            raise ArtifactError(f"explore=True is for head-adaptation agents, not {self.algorithm}")
+        if explore and self.metadata["adaptation"]["kind"] not in STEP_KINDS:
+            raise ArtifactError(
+                f"explore=True is for agents with an adapt() step, not {self.algorithm}")
         obs_arr = np.asarray(obs, dtype=np.float32)
         if obs_arr.shape != self._obs_shape and obs_arr.shape != self._obs.shape:
             raise InputError(
@@ -235,8 +238,11 @@ class Agent:
         self._run()
         action = self._action_flat.copy()
         if explore:
-            mean = self._buffers["features"][0] @ self._extras["head_weight"].T
-            mean += self._extras["head_bias"]
+            if "mean" in self._buffers:  # the model kind's graph gives the pre-clip mean
+                mean = self._buffers["mean"][0].copy()
+            else:
+                mean = self._buffers["features"][0] @ self._extras["head_weight"].T
+                mean += self._extras["head_bias"]
             std = np.exp(np.asarray(self.metadata["adaptation"]["log_std"], np.float32))
             noise = self._rng.standard_normal(self.act_dim)
             self.last_sample = (mean + std * noise).astype(np.float32)
@@ -255,15 +261,19 @@ class Agent:
         self._prev_action[...] = _as_vector(action, self.act_dim, "applied action")
 
     def adapt(self, transitions: Any) -> dict[str, Any]:
-        """Adapt between episodes (head-only gradient agents): the meta-learned head takes
-        `inner_steps` closed-form policy-gradient steps on `transitions` (every episode
-        collected on this robot so far; format in metabot.runtime.head) and replaces the
-        current head. Context agents (rl2, rma) adapt every step through their state and
-        have no such step; full-network gradient agents need torch."""
+        """Adapt between episodes on `transitions` (every episode collected on this robot so
+        far; format in metabot.runtime.head). Head-only gradient agents: the meta-learned
+        head takes `inner_steps` closed-form policy-gradient steps and replaces the current
+        head. Model kind (gradient agents with the model inner loss): the context is solved
+        from the dynamics-model loss. Context agents (rl2, rma) adapt every step through
+        their state and have no such step; full-network gradient agents need torch."""
         from metabot.runtime import head
 
         spec = self.metadata["adaptation"]
         kind = spec["kind"]
+        if kind == "model":
+            return self._adapt_context(head.check_transitions(transitions, self.obs_dim,
+                                                              self.act_dim))
         if kind == "full":
             raise ArtifactError(
                 f"the {self.algorithm} agent adapts all its weights, which needs torch: install"
@@ -312,6 +322,31 @@ class Agent:
             "head_change": float(np.linalg.norm(w - w0) + np.linalg.norm(b - b0)),
         }
 
+    def _normalized(self, obs: np.ndarray) -> np.ndarray:
+        norm = self.metadata["normalizer"]
+        if norm is None:
+            return np.asarray(obs, np.float64)
+        return np.clip((obs - np.asarray(norm["mean"])) / np.asarray(norm["std"]),
+                       -norm["clip"], norm["clip"])
+
+    def _adapt_context(self, tr: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The model kind's step: the context from the dynamics-model loss on every episode
+        so far (metabot.runtime.model_context), replacing the current context."""
+        from metabot.runtime.model_context import context_step
+
+        spec = self.metadata["adaptation"]
+        z0 = self._extra_initial["context"].astype(np.float64)
+        params = {k: np.asarray(v, np.float64) for k, v in spec["model"].items()}
+        z = context_step({**params, "context": z0}, self._normalized(tr["obs"]),
+                         tr["actions"], tr["ends"], history=int(spec["model_history"]),
+                         step_size=np.asarray(spec["step_sizes"]["context"], np.float64),
+                         inner_steps=int(spec["inner_steps"]), ridge=spec["context_ridge"])
+        if not np.isfinite(z).all():
+            raise ArtifactError("adaptation produced a non-finite context; it is unchanged")
+        self._extras["context"][...] = z
+        return {"steps": len(tr["ends"]), "episodes": int(tr["ends"].sum()),
+                "context_change": float(np.linalg.norm(z - z0))}
+
     def _features(self, obs: np.ndarray) -> np.ndarray:
         """The frozen body's features for each observation (one graph run per row)."""
         feed = {
@@ -326,7 +361,8 @@ class Agent:
         return out
 
     def head_parameters(self) -> dict[str, np.ndarray]:
-        """The current (possibly adapted) head of a head-adaptation agent."""
+        """The current (possibly adapted) graph-input parameters: the head of a
+        head-adaptation agent, the context of a model-kind one."""
         return {name: buf.copy() for name, buf in self._extras.items()}
 
     @property

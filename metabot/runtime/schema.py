@@ -89,7 +89,7 @@ SCHEMA: dict[str, Any] = _obj(
             "items": _obj({"input": _STR, "output": _STR, "shape": _SHAPE, "kind": _STR}),
         },
         "adaptation": _obj(
-            {"kind": {"enum": ["none", "context", "head", "full"]}, "requires": _STRS},
+            {"kind": {"enum": ["none", "context", "head", "model", "full"]}, "requires": _STRS},
             required=["kind"],
         ),
         "training": _obj(
