@@ -45,6 +45,7 @@ from metabot.algos.gradient_critic import (
     fit_critic,
 )
 from metabot.algos.gradient_sampler import Episodes, collect
+from metabot.algos.gradient_teacher import OracleTeacher
 from metabot.algos.maml_numpy_head import advantages
 from metabot.errors import ConfigError
 from metabot.runtime.model_context import model_data
@@ -218,9 +219,9 @@ class GradientMetaLearner(Algorithm):
         super().__init__(dist, config, seed, total_steps)
         if self.name not in VARIANTS:
             raise ConfigError(f"unknown gradient-based algorithm {self.name!r}")
-        if self.name == "reptile" and config.inner_loss != "pg":
-            raise ConfigError("reptile takes only inner_loss = 'pg' (its task solver is "
-                              "policy-gradient SGD)")
+        if self.name == "reptile" and (config.inner_loss != "pg" or config.teacher_run):
+            raise ConfigError("reptile takes only inner_loss = 'pg' and no teacher_run (its "
+                              "task solver is policy-gradient SGD; it has no outer objective)")
         self.model_history = config.model_history if config.inner_loss == "model" else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # weight init, without touching the global RNG
@@ -231,11 +232,8 @@ class GradientMetaLearner(Algorithm):
                                       config.critic_hidden) if config.outer_critic else None
         if config.init_run:
             warm_start_from_dr(self.agent, config.init_run, dist)
-        self.teacher = None
-        if config.teacher_run:  # training only: never part of the agent or its checkpoint
-            from metabot.algos.runs import load_baseline_run
-
-            self.teacher = load_baseline_run(config.teacher_run, "teacher_run", "oracle", dist)
+        # training only: never part of the agent or its checkpoint
+        self.teacher = OracleTeacher(config.teacher_run, dist) if config.teacher_run else None
         self.first_order = VARIANTS[self.name][2]
         groups = [{"params": list(self.agent.policy.parameters())}]
         if VARIANTS[self.name][1]:
@@ -345,8 +343,8 @@ class GradientMetaLearner(Algorithm):
         if self.model_history is not None:
             extra.update(self._model_losses(params, adapted, pre_b))
         if self.teacher is not None:
-            post_b["teacher_mean"] = self._teacher_means(post, privileged)
-            extra.update(self._teacher_gaps(params, adapted, post_b))
+            post_b["teacher_mean"] = self.teacher.means(post, privileged)
+            extra.update(self.teacher.gaps(agent.policy, params, adapted, post_b))
         if self.name == "reptile":
             self._reptile_update(pre_b, post_b)
             objective = float("nan")
@@ -372,33 +370,6 @@ class GradientMetaLearner(Algorithm):
                 [v.detach().mean() for v in agent.step_dict().values()]).mean()),
             **extra,
         }
-
-    def _teacher_means(self, eps: list[Episodes], privileged: np.ndarray) -> torch.Tensor:
-        """The oracle's mean action on each task's episodes (its true dynamics), padded and
-        stacked like stack_batches: ``[n_tasks, N, A]``."""
-        n = max(len(e.rewards) for e in eps)
-        out = torch.zeros(len(eps), n, self.dist.act_dim)
-        with torch.no_grad():
-            for i, e in enumerate(eps):
-                obs = torch.as_tensor(e.obs, dtype=torch.float32)
-                priv = torch.as_tensor(privileged[i], dtype=torch.float32).expand(len(obs), -1)
-                out[i, : len(obs)] = self.teacher.actor_mean(obs, priv)
-        return out
-
-    def _teacher_gaps(self, params: gf.Params, adapted: gf.Params,
-                      post: gf.Batch) -> dict[str, float]:
-        """Mean squared distance from the oracle's mean action on the post-adaptation
-        episodes, of the meta-policy and of the adapted policies: what adaptation closes."""
-        from torch.func import functional_call, vmap
-
-        def gap(p: gf.Params, b: gf.Batch) -> torch.Tensor:
-            mean = functional_call(self.agent.policy, p, (b["obs"],))
-            return gf.weighted_mean((mean - b["teacher_mean"]).pow(2).sum(-1), b["weights"])
-
-        with torch.no_grad():
-            before = vmap(gap, in_dims=(None, 0))(params, post).mean()
-            after = vmap(gap)(adapted, post).mean()
-        return {"teacher_gap_pre": float(before), "teacher_gap_adapted": float(after)}
 
     @staticmethod
     def _model_losses(params: gf.Params, adapted: gf.Params,
