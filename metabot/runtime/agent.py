@@ -288,15 +288,8 @@ class Agent:
             raise ArtifactError(f"the {self.algorithm} agent has no adapt() step: it adapts {how}")
         tr = head.check_transitions(transitions, self.obs_dim, self.act_dim)
         features = self._features(tr["obs"])
-        norm = self.metadata["normalizer"]
-        obs_n = tr["obs"]
-        if norm is not None:
-            obs_n = np.clip(
-                (obs_n - np.asarray(norm["mean"])) / np.asarray(norm["std"]),
-                -norm["clip"],
-                norm["clip"],
-            )
-        adv = head.advantages(obs_n, tr["rewards"], tr["ends"], spec["gamma"], spec["gae_lambda"])
+        adv = head.advantages(self._normalized(tr["obs"]), tr["rewards"], tr["ends"],
+                              spec["gamma"], spec["gae_lambda"])
         w0 = self._extra_initial["head_weight"].astype(np.float64)
         b0 = self._extra_initial["head_bias"].astype(np.float64)
         w, b = head.head_update(
@@ -323,6 +316,7 @@ class Agent:
         }
 
     def _normalized(self, obs: np.ndarray) -> np.ndarray:
+        """The observations as the policy's normalizer sees them (what adapt() steps read)."""
         norm = self.metadata["normalizer"]
         if norm is None:
             return np.asarray(obs, np.float64)
