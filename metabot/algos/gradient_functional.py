@@ -77,9 +77,11 @@ class GaussianMLP(nn.Module):
         nn.init.zeros_(self.head.bias)
         self.feature_dim = last
 
-    def features(self, obs: torch.Tensor) -> torch.Tensor:
+    def features(self, obs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Body features; a policy with a context reads ``context`` (default: its own)."""
         if self.context_dim > 0:
-            obs = torch.cat([obs, self.context.expand(*obs.shape[:-1], self.context_dim)], -1)
+            z = self.context if context is None else context
+            obs = torch.cat([obs, z.expand(*obs.shape[:-1], self.context_dim)], -1)
         return self.body(obs)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

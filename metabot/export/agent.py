@@ -47,9 +47,7 @@ class ContextInput(nn.Module):
 
     def forward(self, obs, prev_action, prev_reward, first, privileged, context):
         policy = self.agent.policy
-        x = self.agent.obs_norm(obs)
-        x = torch.cat([x, context.expand(*x.shape[:-1], context.shape[-1])], -1)
-        mean = policy.head(policy.body(x))
+        mean = policy.head(policy.features(self.agent.obs_norm(obs), context))
         return torch.clamp(mean, -1.0, 1.0), mean
 
 
