@@ -74,6 +74,9 @@ def make(algo: str):
             inner_lr=0.05,
             inner_steps=2,
         )
+    elif algo == "anil-baseline":
+        agent = GradientAgent(OBS, ACT, PRIV, algo="anil", adapt_head_only=True, inner_lr=0.05,
+                              inner_baseline="learned", baseline_hidden=(8, 8), gae_lambda=0.8)
     elif algo == "maml-model":
         agent = GradientAgent(OBS, ACT, PRIV, algo="maml", inner_lr=1.0, inner_loss="model",
                               context_dim=4, model_history=2, context_ridge=0.01)
@@ -95,7 +98,7 @@ def info(algo: str) -> dict:
 
 
 ALGOS = ["dr", "oracle", "rl2", "rl2-task-input", "rma", "anil", "metasgd-head", "maml",
-         "fomaml", "reptile", "maml-model"]
+         "fomaml", "reptile", "maml-model", "anil-baseline"]
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +168,7 @@ def _episodes(agent, rng, n_episodes=3, steps=30):
     }
 
 
-@pytest.mark.parametrize("algo", ["anil", "metasgd-head"])
+@pytest.mark.parametrize("algo", ["anil", "metasgd-head", "anil-baseline"])
 def test_head_adaptation_matches_torch(exported, algo):
     """runtime.adapt (numpy, closed form) == the agent's own adaptation (metabot.algos) and
     == torch autograd on the head; the adapted runtime acts like the adapted torch agent."""

@@ -51,13 +51,21 @@ class GradientAgent(Agent):
         context_dim: int = 0,
         model_history: int = 0,
         context_ridge: float | None = None,
+        inner_baseline: str = "linear",
+        baseline_hidden: tuple[int, ...] | list[int] = (),
+        fixed_log_std: bool = False,
     ):
         hidden = [int(h) for h in hidden]
-        kwargs = {}
+        baseline_hidden = [int(h) for h in baseline_hidden] if inner_baseline == "learned" else []
+        kwargs: dict[str, Any] = {}
         if inner_loss != "pg":  # PG agents keep their original constructor record
             kwargs = {"inner_loss": inner_loss, "context_dim": int(context_dim),
                       "model_history": int(model_history),
                       "context_ridge": context_ridge}
+        if inner_baseline != "linear":
+            kwargs.update(inner_baseline=inner_baseline, baseline_hidden=baseline_hidden)
+        if fixed_log_std:
+            kwargs["fixed_log_std"] = True
         super().__init__(
             obs_dim, act_dim, privileged_dim, algo=algo, hidden=hidden,
             init_log_std=init_log_std, adapt_head_only=adapt_head_only, inner_lr=inner_lr,
@@ -71,6 +79,9 @@ class GradientAgent(Agent):
         self.gamma = float(gamma)
         self.gae_lambda = float(gae_lambda)
         self.inner_loss = str(inner_loss)
+        # "learned": the inner step's advantages come from a meta-learned value net
+        self.inner_baseline = str(inner_baseline)
+        self.baseline_hidden = baseline_hidden
         self.model_history = int(model_history)
         # None: the context adapts by plain gradient steps; else curvature-scaled ones
         self.context_ridge = None if context_ridge is None else float(context_ridge)
@@ -78,13 +89,17 @@ class GradientAgent(Agent):
         # "model": only the context adapts (metabot.runtime.model_context)
         self.policy = GaussianMLP(obs_dim, act_dim, hidden, init_log_std,
                                   context_dim=context_dim if inner_loss == "model" else 0,
-                                  model_history=model_history)
+                                  model_history=model_history,
+                                  baseline_hidden=baseline_hidden)
         if self.inner_loss == "model":
             keys = CONTEXT_KEYS
         elif self.adapt_head_only:
             keys = HEAD_KEYS
         else:
-            keys = tuple(k for k, _ in self.policy.named_parameters())
+            # the learned baseline is meta-learned and a fixed log-std is fixed: neither adapts
+            keys = tuple(k for k, _ in self.policy.named_parameters()
+                         if not k.startswith("baseline.")
+                         and not (fixed_log_std and k == "log_std"))
         self.adapt_keys = tuple(keys)
         params = dict(self.policy.named_parameters())
         # Meta-SGD learns one step size per parameter entry; MAML keeps one fixed scalar.
@@ -141,6 +156,8 @@ class GradientAgent(Agent):
             "inner_loss": self.inner_loss,
             "model_history": self.model_history,
             "context_ridge": self.context_ridge,
+            "baseline": self.inner_baseline,
+            "baseline_hidden": list(self.baseline_hidden),
             "hidden": list(self.hidden),
             "inner_steps": self.inner_steps,
             "gamma": self.gamma,

@@ -53,7 +53,8 @@ class GaussianMLP(nn.Module):
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Iterable[int] = (64, 64),
-                 init_log_std: float = -0.5, context_dim: int = 0, model_history: int = 0):
+                 init_log_std: float = -0.5, context_dim: int = 0, model_history: int = 0,
+                 baseline_hidden: Iterable[int] = ()):
         super().__init__()
         self.context_dim = int(context_dim)
         if self.context_dim > 0:
@@ -76,6 +77,22 @@ class GaussianMLP(nn.Module):
         nn.init.orthogonal_(self.head.weight, 0.01)
         nn.init.zeros_(self.head.bias)
         self.feature_dim = last
+        baseline_hidden = tuple(int(h) for h in baseline_hidden)
+        if baseline_hidden:
+            # the inner step's learned baseline (``inner_baseline = "learned"``): a value
+            # net over the normalized observation, meta-trained through the inner step only
+            layers, last = [], obs_dim
+            for width in baseline_hidden:
+                layers += [nn.Linear(last, width), nn.Tanh()]
+                last = width
+            layers.append(nn.Linear(last, 1))
+            self.baseline = nn.Sequential(*layers)
+            for m in self.baseline:
+                if isinstance(m, nn.Linear):
+                    nn.init.orthogonal_(m.weight, math.sqrt(2.0))
+                    nn.init.zeros_(m.bias)
+            # V starts at 0: the first inner steps are plain REINFORCE with GAE of rewards
+            nn.init.zeros_(layers[-1].weight)
 
     def features(self, obs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """Body features; a policy with a context reads ``context`` (default: its own)."""
@@ -111,6 +128,37 @@ def inner_objective(model: nn.Module, params: Params, batch: Batch) -> torch.Ten
     return weighted_mean(ratio * batch["adv"], batch["weights"])
 
 
+def learned_advantages(model: nn.Module, params: Params, batch: Batch, gamma: float,
+                       lam: float) -> torch.Tensor:
+    """Normalized GAE advantages from the policy's learned baseline, differentiable in its
+    parameters (``baseline.*``): what lets the meta-gradient shape the inner step's
+    advantages. The numpy twin (metabot.runtime.head.learned_advantages) is what a robot
+    runs; the same conventions: each episode end and the batch's last step bootstrap 0.
+    ``batch`` needs ``rewards`` and ``ends``; padded steps (weight 0) are masked."""
+    prefix = "baseline."
+    sub = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+    values = functional_call(model.baseline, sub, (batch["obs"],)).squeeze(-1)
+    w = batch["weights"]
+    n = values.shape[-1]
+    last = torch.zeros(n, dtype=values.dtype)
+    last[-1] = 1.0
+    stop = torch.clamp(batch["ends"] + last, max=1.0)
+    next_values = torch.cat([values[1:], torch.zeros_like(values[:1])]) * (1.0 - stop)
+    delta = (batch["rewards"] + gamma * next_values - values) * w
+    # GAE as one matrix product (a reverse scan would serialize under vmap): entry (t, u)
+    # is (gamma lam)^(u - t) for u >= t in the same episode
+    segment = torch.cumsum(stop, 0) - stop
+    pos = torch.arange(n)
+    lag = pos[None, :] - pos[:, None]
+    same = (lag >= 0) & (segment[None, :] == segment[:, None])
+    decay = torch.where(same, (gamma * lam) ** lag.clamp_min(0).to(values.dtype),
+                        torch.zeros((), dtype=values.dtype))
+    adv = decay @ delta
+    mean = weighted_mean(adv, w)
+    std = torch.sqrt(weighted_mean((adv - mean).pow(2), w))
+    return (adv - mean) / (std + 1e-8)
+
+
 def context_model_loss(params: Params, batch: Batch) -> torch.Tensor:
     """The dynamics-prediction loss of metabot.runtime.model_context (same formula):
     ``batch`` holds ``model_x``, ``model_y``, ``model_w``."""
@@ -143,6 +191,7 @@ def adapt(
     first_order: bool = False,
     inner_loss: str = "pg",
     context_ridge: float | None = None,
+    baseline: tuple[float, float] | None = None,
 ) -> Params:
     """``inner_steps`` ascent steps on the inner objective over ``keys``: the policy
     gradient surrogate (``inner_loss="pg"``) or minus the context model's prediction loss
@@ -151,9 +200,13 @@ def adapt(
 
     ``step_sizes[k]`` is a scalar tensor (MAML) or shaped like ``params[k]`` (Meta-SGD).
     Second order by default: the result stays differentiable through the inner gradient.
+    ``baseline = (gamma, lam)``: the advantages come from the policy's learned baseline
+    (learned_advantages, from the un-adapted ``params``) instead of ``batch["adv"]``.
     """
     keys = tuple(keys)
     adapted = dict(params)
+    if baseline is not None and inner_loss == "pg":
+        batch = {**batch, "adv": learned_advantages(model, params, batch, *baseline)}
     newton = inner_loss == "model" and context_ridge is not None
     if newton:
         curvature = context_curvature(params, batch, context_ridge)
@@ -202,6 +255,7 @@ def meta_objective_fn(
     model_coef: float = 0.0,
     context_ridge: float | None = None,
     teacher_coef: float = 0.0,
+    baseline: tuple[float, float] | None = None,
 ) -> Callable[[Params, Params, Batch, Batch], torch.Tensor]:
     """One task's outer objective: PPO-clip of the adapted policy on its post-adaptation
     data (ProMP), minus ``model_coef`` times the adapted context model's loss on that data
@@ -213,7 +267,7 @@ def meta_objective_fn(
     def task_objective(params: Params, step_sizes: Params, pre: Batch, post: Batch):
         adapted = adapt(model, params, pre, step_sizes, keys=keys, inner_steps=inner_steps,
                         first_order=first_order, inner_loss=inner_loss,
-                        context_ridge=context_ridge)
+                        context_ridge=context_ridge, baseline=baseline)
         value = ppo_clip_objective(model, adapted, post, clip)
         if inner_loss == "model" and model_coef > 0:
             value = value - model_coef * context_model_loss(adapted, post)
@@ -243,13 +297,15 @@ def meta_objective(task_objective, params: Params, step_sizes: Params, pre: Batc
 
 def adapt_tasks(model: nn.Module, params: Params, pre: Batch, step_sizes: Params, *,
                 keys: Iterable[str], inner_steps: int = 1, inner_loss: str = "pg",
-                context_ridge: float | None = None) -> Params:
+                context_ridge: float | None = None,
+                baseline: tuple[float, float] | None = None) -> Params:
     """Adapted parameters for every task at once (stacked on dim 0), no graph kept."""
     keys = tuple(keys)
 
     def one(b: Batch) -> Params:
         return adapt(model, params, b, step_sizes, keys=keys, inner_steps=inner_steps,
-                     first_order=True, inner_loss=inner_loss, context_ridge=context_ridge)
+                     first_order=True, inner_loss=inner_loss, context_ridge=context_ridge,
+                     baseline=baseline)
 
     with torch.no_grad():
         return vmap(one)(pre)

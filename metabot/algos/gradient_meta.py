@@ -126,6 +126,20 @@ class GradientConfig:
     # what adaptation should achieve; the inner step and the robot never see it
     teacher_run: str = ""
     teacher_coef: float = 1.0
+    # the inner policy gradient's baseline: "linear" (ProMP's linear feature baseline,
+    # fitted on the task's own episodes) or "learned" (a `baseline_hidden` value net over
+    # the normalized observation whose parameters are meta-learned through the inner step,
+    # second-order variants only: its TD residuals times the exploration noise carry the
+    # task's dynamics into the step; docs/gradient_meta.md)
+    inner_baseline: str = "linear"
+    baseline_hidden: tuple[int, ...] = (64, 64)
+    # set: the policy's log-std is held at this value (not learned, not adapted, not copied
+    # from init_run). It is the exploration noise of the adaptation episodes; the evaluated
+    # policy acts with its mean. Why: the policy gradient sees a task's dynamics only
+    # through how its exploration noise correlates with what follows (information grows
+    # with the noise variance), and a return-maximizing log-std shrinks that noise (dr's
+    # on arm2d: exp(-3.3) = 0.04)
+    explore_log_std: float | None = None
 
     def validate(self) -> None:
         positive(self, "meta_batch", "adapt_episodes", "post_episodes", "inner_steps",
@@ -146,6 +160,17 @@ class GradientConfig:
             raise ConfigError("config keys 'gamma' and 'gae_lambda' must lie in [0, 1]")
         if not self.teacher_coef >= 0:
             raise ConfigError("config key 'teacher_coef' must be >= 0")
+        if self.inner_baseline not in ("linear", "learned"):
+            raise ConfigError(f"config key 'inner_baseline' must be 'linear' or 'learned', "
+                              f"got {self.inner_baseline!r}")
+        if self.inner_baseline == "learned" and (
+                not self.baseline_hidden or min(self.baseline_hidden) <= 0):
+            raise ConfigError("config key 'baseline_hidden' must be a non-empty list of "
+                              "positive widths")
+        if self.explore_log_std is not None and not -20.0 < self.explore_log_std < 2.0:
+            raise ConfigError(f"config key 'explore_log_std' must lie in (-20, 2) (a std "
+                              f"of 2e-9 to 7.4 in the policy's [-1, 1] action units), got "
+                              f"{self.explore_log_std!r}")
         if self.inner_loss not in ("pg", "model"):
             raise ConfigError(f"config key 'inner_loss' must be 'pg' or 'model', "
                               f"got {self.inner_loss!r}")
@@ -166,6 +191,11 @@ def ridge_of(cfg: GradientConfig) -> float | None:
     return cfg.context_ridge if cfg.context_step == "newton" else None
 
 
+def baseline_of(cfg: GradientConfig) -> tuple[float, float] | None:
+    """(gamma, lambda) of the learned inner baseline, None for the linear one."""
+    return (cfg.gamma, cfg.gae_lambda) if cfg.inner_baseline == "learned" else None
+
+
 def build_agent(algo: str, obs_dim: int, act_dim: int, privileged_dim: int,
                 cfg: GradientConfig) -> GradientAgent:
     head_default, learn_steps, _ = VARIANTS[algo]
@@ -176,7 +206,9 @@ def build_agent(algo: str, obs_dim: int, act_dim: int, privileged_dim: int,
                          learn_step_sizes=learn_steps, gamma=cfg.gamma,
                          gae_lambda=cfg.gae_lambda, inner_loss=cfg.inner_loss,
                          context_dim=cfg.context_dim, model_history=cfg.model_history,
-                         context_ridge=ridge_of(cfg))
+                         context_ridge=ridge_of(cfg), inner_baseline=cfg.inner_baseline,
+                         baseline_hidden=cfg.baseline_hidden,
+                         fixed_log_std=cfg.explore_log_std is not None)
 
 
 def stack_batches(eps: list[Episodes], adv: list[np.ndarray],
@@ -198,6 +230,8 @@ def stack_batches(eps: list[Episodes], adv: list[np.ndarray],
         "adv": stacked(adv),
         "logp_old": stacked([e.logp for e in eps]),
         "weights": stacked([np.ones(len(e.rewards)) for e in eps]),
+        "rewards": stacked([e.rewards for e in eps]),  # the learned baseline's inputs
+        "ends": stacked([e.ends for e in eps]),
     }
     if model_history is not None:
         data = [model_data(e.obs_norm, e.actions, e.ends, model_history) for e in eps]
@@ -222,6 +256,11 @@ class GradientMetaLearner(Algorithm):
         if self.name == "reptile" and (config.inner_loss != "pg" or config.teacher_run):
             raise ConfigError("reptile takes only inner_loss = 'pg' and no teacher_run (its "
                               "task solver is policy-gradient SGD; it has no outer objective)")
+        if config.inner_baseline == "learned" and (VARIANTS[self.name][2]
+                                                   or config.inner_loss != "pg"):
+            raise ConfigError("inner_baseline = 'learned' needs a second-order variant (maml, "
+                              "metasgd, anil) and inner_loss = 'pg': the baseline learns only "
+                              "through the gradient of the inner step")
         self.model_history = config.model_history if config.inner_loss == "model" else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # weight init, without touching the global RNG
@@ -232,10 +271,14 @@ class GradientMetaLearner(Algorithm):
                                       config.critic_hidden) if config.outer_critic else None
         if config.init_run:
             warm_start_from_dr(self.agent, config.init_run, dist)
+        if config.explore_log_std is not None:
+            with torch.no_grad():
+                self.agent.policy.log_std.fill_(float(config.explore_log_std))
+            self.agent.policy.log_std.requires_grad_(False)
         # training only: never part of the agent or its checkpoint
         self.teacher = OracleTeacher(config.teacher_run, dist) if config.teacher_run else None
         self.first_order = VARIANTS[self.name][2]
-        groups = [{"params": list(self.agent.policy.parameters())}]
+        groups = [{"params": [p for p in self.agent.policy.parameters() if p.requires_grad]}]
         if VARIANTS[self.name][1]:
             groups.append({"params": list(self.agent.step_sizes.parameters()),
                            "lr": config.step_size_lr or config.outer_lr})
@@ -244,7 +287,8 @@ class GradientMetaLearner(Algorithm):
             self.agent.policy, keys=self.agent.adapt_keys, inner_steps=config.inner_steps,
             first_order=self.first_order, clip=config.clip_coef, inner_loss=config.inner_loss,
             model_coef=config.model_coef, context_ridge=ridge_of(config),
-            teacher_coef=config.teacher_coef if config.teacher_run else 0.0)
+            teacher_coef=config.teacher_coef if config.teacher_run else 0.0,
+            baseline=baseline_of(config))
         self.critic_optimizer = (
             torch.optim.Adam(self.critic.net.parameters(), lr=config.critic_lr, eps=1e-5)
             if self.critic is not None else None)
@@ -323,7 +367,7 @@ class GradientMetaLearner(Algorithm):
             steps = {k: v.detach() for k, v in agent.step_dict().items()}
             adapted = gf.adapt_tasks(agent.policy, params, pre_b, steps, keys=agent.adapt_keys,
                                      inner_steps=cfg.inner_steps, inner_loss=cfg.inner_loss,
-                                     context_ridge=ridge_of(cfg))
+                                     context_ridge=ridge_of(cfg), baseline=baseline_of(cfg))
             post, n1 = collect(envs, agent.policy, agent.obs_norm, adapted, cfg.post_episodes,
                                seed=derive_seed(self.seed, self.iteration, 4),
                                generator=self.torch_gen)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from metabot.algos.maml_numpy_head import adapt_head, advantages, normalize_obs
+from metabot.algos.maml_numpy_head import adapt_head, normalize_obs, spec_advantages
 from metabot.errors import MissingExtraError
 from metabot.runtime.model_context import context_step
 
@@ -47,10 +47,10 @@ def adapt(params: Arrays, transitions: dict[str, np.ndarray], spec: dict[str, An
     from metabot.algos import gradient_functional as gf
 
     obs = normalize_obs(transitions["obs"], spec)
-    adv = advantages(obs, transitions["rewards"], transitions["ends"],
-                     gamma=float(spec["gamma"]), lam=float(spec["gae_lambda"]))
+    adv = spec_advantages(params, obs, transitions, spec)
     act_dim = np.asarray(params["log_std"]).shape[0]
-    model = gf.GaussianMLP(obs.shape[1], act_dim, hidden=spec["hidden"]).double()
+    model = gf.GaussianMLP(obs.shape[1], act_dim, hidden=spec["hidden"],
+                           baseline_hidden=spec.get("baseline_hidden", ())).double()
     p = {k: torch.as_tensor(np.asarray(v), dtype=torch.float64) for k, v in params.items()}
     steps = {k: torch.as_tensor(np.asarray(v), dtype=torch.float64)
              for k, v in spec["step_sizes"].items()}

@@ -33,7 +33,7 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 # ------------------------------------------------------------------ returns and advantages
 # One implementation, shared with the robot: the torch-free runtime owns the advantage math
 # (ProMP's linear-baseline GAE) and training reuses it, so the two can never drift apart.
-from metabot.runtime.head import advantages  # noqa: E402
+from metabot.runtime.head import advantages, learned_advantages  # noqa: E402
 
 
 # ------------------------------------------------------------------------- the linear head
@@ -118,6 +118,18 @@ def body_features(params: dict[str, np.ndarray], obs_norm: np.ndarray) -> np.nda
     return x
 
 
+def spec_advantages(params: dict[str, Any], obs_norm: np.ndarray,
+                    transitions: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
+    """The inner step's advantages as the agent's spec says: against the linear baseline
+    fitted on these episodes, or the meta-learned one (``spec["baseline"] == "learned"``)."""
+    gamma, lam = float(spec["gamma"]), float(spec["gae_lambda"])
+    if spec.get("baseline", "linear") == "learned":
+        return learned_advantages(obs_norm, transitions["rewards"], transitions["ends"],
+                                  params, gamma=gamma, lam=lam)
+    return advantages(obs_norm, transitions["rewards"], transitions["ends"], gamma=gamma,
+                      lam=lam)
+
+
 def adapt_head(
     params: dict[str, Any], transitions: dict[str, np.ndarray], spec: dict[str, Any]
 ) -> dict[str, np.ndarray]:
@@ -135,13 +147,7 @@ def adapt_head(
     features = transitions.get("features")
     if features is None:
         features = body_features(params, obs)
-    adv = advantages(
-        obs,
-        transitions["rewards"],
-        transitions["ends"],
-        gamma=float(spec["gamma"]),
-        lam=float(spec["gae_lambda"]),
-    )
+    adv = spec_advantages(params, obs, transitions, spec)
     steps = spec["step_sizes"]
     w, b = head_update(
         np.asarray(params["head.weight"], dtype=np.float64),

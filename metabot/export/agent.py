@@ -70,6 +70,9 @@ def head_export(agent: Any, metadata: dict[str, Any]) -> tuple[nn.Module, list, 
         gae_lambda=float(agent.gae_lambda),
         feature_dim=int(policy.feature_dim),
     )
+    if agent.inner_baseline == "learned":  # the runtime evaluates it in numpy for adapt()
+        metadata["adaptation"]["baseline"] = {
+            k: _f(v) for k, v in agent.params().items() if k.startswith("baseline.")}
     extra = [
         ("head_weight", policy.head.weight.detach().clone()),
         ("head_bias", policy.head.bias.detach().clone()),

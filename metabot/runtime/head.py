@@ -92,6 +92,37 @@ def advantages(
     return adv
 
 
+def value_net(params: dict[str, Any], obs_norm: np.ndarray,
+              prefix: str = "baseline.") -> np.ndarray:
+    """A tanh MLP with a linear scalar output, by torch names ``{prefix}{2i}.weight/bias``."""
+    x = np.asarray(obs_norm, dtype=np.float64)
+    layers = []
+    i = 0
+    while f"{prefix}{i}.weight" in params:
+        layers.append((np.asarray(params[f"{prefix}{i}.weight"], dtype=np.float64),
+                       np.asarray(params[f"{prefix}{i}.bias"], dtype=np.float64)))
+        i += 2
+    if not layers:
+        raise ValueError(f"the parameters hold no {prefix}* value network")
+    for j, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        if j < len(layers) - 1:
+            x = np.tanh(x)
+    return x[:, 0]
+
+
+def learned_advantages(
+    obs_norm: np.ndarray, rewards: np.ndarray, ends: np.ndarray, params: dict[str, Any],
+    gamma: float = 0.99, lam: float = 1.0,
+) -> np.ndarray:
+    """Normalized GAE advantages against the agent's meta-learned baseline
+    (``inner_baseline = "learned"``; the trainer's twin is
+    metabot.algos.gradient_functional.learned_advantages)."""
+    rewards = np.asarray(rewards, dtype=np.float64)
+    adv = gae(rewards, value_net(params, obs_norm), np.asarray(ends, dtype=bool), gamma, lam)
+    return (adv - adv.mean()) / (adv.std() + 1e-8)
+
+
 def _log_prob(f, a, w, b, log_std) -> np.ndarray:
     z = (a - (f @ w.T + b)) / np.exp(log_std)
     return -0.5 * np.sum(z * z, axis=1) - np.sum(log_std) - 0.5 * a.shape[1] * LOG_2PI
