@@ -33,7 +33,7 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 # ------------------------------------------------------------------ returns and advantages
 # One implementation, shared with the robot: the torch-free runtime owns the advantage math
 # (ProMP's linear-baseline GAE) and training reuses it, so the two can never drift apart.
-from metabot.runtime.head import advantages, learned_advantages  # noqa: E402
+from metabot.runtime.head import advantages  # noqa: E402
 
 
 # ------------------------------------------------------------------------- the linear head
@@ -122,12 +122,10 @@ def spec_advantages(params: dict[str, Any], obs_norm: np.ndarray,
                     transitions: dict[str, np.ndarray], spec: dict[str, Any]) -> np.ndarray:
     """The inner step's advantages as the agent's spec says: against the linear baseline
     fitted on these episodes, or the meta-learned one (``spec["baseline"] == "learned"``)."""
-    gamma, lam = float(spec["gamma"]), float(spec["gae_lambda"])
-    if spec.get("baseline", "linear") == "learned":
-        return learned_advantages(obs_norm, transitions["rewards"], transitions["ends"],
-                                  params, gamma=gamma, lam=lam)
-    return advantages(obs_norm, transitions["rewards"], transitions["ends"], gamma=gamma,
-                      lam=lam)
+    learned = spec.get("baseline", "linear") == "learned"
+    return advantages(obs_norm, transitions["rewards"], transitions["ends"],
+                      gamma=float(spec["gamma"]), lam=float(spec["gae_lambda"]),
+                      baseline=params if learned else None)
 
 
 def adapt_head(

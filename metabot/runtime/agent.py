@@ -288,13 +288,9 @@ class Agent:
             raise ArtifactError(f"the {self.algorithm} agent has no adapt() step: it adapts {how}")
         tr = head.check_transitions(transitions, self.obs_dim, self.act_dim)
         features = self._features(tr["obs"])
-        obs_norm = self._normalized(tr["obs"])
-        if "baseline" in spec:  # a meta-learned baseline (inner_baseline = "learned")
-            adv = head.learned_advantages(obs_norm, tr["rewards"], tr["ends"],
-                                          spec["baseline"], spec["gamma"], spec["gae_lambda"])
-        else:
-            adv = head.advantages(obs_norm, tr["rewards"], tr["ends"], spec["gamma"],
-                                  spec["gae_lambda"])
+        # spec["baseline"]: the weights of a meta-learned baseline (inner_baseline = learned)
+        adv = head.advantages(self._normalized(tr["obs"]), tr["rewards"], tr["ends"],
+                              spec["gamma"], spec["gae_lambda"], spec.get("baseline"))
         w0 = self._extra_initial["head_weight"].astype(np.float64)
         b0 = self._extra_initial["head_bias"].astype(np.float64)
         w, b = head.head_update(

@@ -77,9 +77,12 @@ def gae(rewards, values, ends, gamma: float, lam: float) -> np.ndarray:
 
 def advantages(
     obs_norm: np.ndarray, rewards: np.ndarray, ends: np.ndarray, gamma: float = 0.99,
-    lam: float = 1.0,
+    lam: float = 1.0, baseline: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """Normalized GAE advantages against a linear baseline fitted on these episodes."""
+    """Normalized GAE advantages against a linear baseline fitted on these episodes, or,
+    given the ``baseline.*`` weights of a meta-learned one, against that (learned_advantages)."""
+    if baseline is not None:
+        return learned_advantages(obs_norm, rewards, ends, baseline, gamma, lam)
     rewards = np.asarray(rewards, dtype=np.float64)
     ends = np.asarray(ends, dtype=bool).copy()
     ends[-1] = True  # the batch ends an episode as far as returns go
