@@ -33,7 +33,7 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 # ------------------------------------------------------------------ returns and advantages
 # One implementation, shared with the robot: the torch-free runtime owns the advantage math
 # (ProMP's linear-baseline GAE) and training reuses it, so the two can never drift apart.
-from metabot.runtime.head import advantages  # noqa: E402
+from metabot.runtime.head import advantages, tanh_mlp  # noqa: E402
 
 
 # ------------------------------------------------------------------------- the linear head
@@ -109,13 +109,7 @@ def normalize_obs(obs: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
 
 def body_features(params: dict[str, np.ndarray], obs_norm: np.ndarray) -> np.ndarray:
     """The frozen tanh body in numpy: ``body.{2i}.weight/bias`` as torch names them."""
-    x = np.asarray(obs_norm, dtype=np.float64)
-    i = 0
-    while f"body.{i}.weight" in params:
-        x = np.tanh(x @ np.asarray(params[f"body.{i}.weight"], dtype=np.float64).T
-                    + np.asarray(params[f"body.{i}.bias"], dtype=np.float64))
-        i += 2
-    return x
+    return tanh_mlp(params, obs_norm, "body.")
 
 
 def spec_advantages(params: dict[str, Any], obs_norm: np.ndarray,

@@ -95,23 +95,30 @@ def advantages(
     return adv
 
 
-def value_net(params: dict[str, Any], obs_norm: np.ndarray,
-              prefix: str = "baseline.") -> np.ndarray:
-    """A tanh MLP with a linear scalar output, by torch names ``{prefix}{2i}.weight/bias``."""
-    x = np.asarray(obs_norm, dtype=np.float64)
+def tanh_mlp(params: dict[str, Any], x: np.ndarray, prefix: str,
+             linear_last: bool = False) -> np.ndarray:
+    """An nn.Sequential of Linear and Tanh in numpy, by torch names
+    ``{prefix}{2i}.weight/bias``: tanh after every layer (a policy body) or after all but
+    the last (``linear_last``: a value net)."""
+    x = np.asarray(x, dtype=np.float64)
     layers = []
-    i = 0
-    while f"{prefix}{i}.weight" in params:
+    while f"{prefix}{2 * len(layers)}.weight" in params:
+        i = 2 * len(layers)
         layers.append((np.asarray(params[f"{prefix}{i}.weight"], dtype=np.float64),
                        np.asarray(params[f"{prefix}{i}.bias"], dtype=np.float64)))
-        i += 2
-    if not layers:
-        raise ValueError(f"the parameters hold no {prefix}* value network")
     for j, (w, b) in enumerate(layers):
         x = x @ w.T + b
-        if j < len(layers) - 1:
+        if not (linear_last and j == len(layers) - 1):
             x = np.tanh(x)
-    return x[:, 0]
+    return x
+
+
+def value_net(params: dict[str, Any], obs_norm: np.ndarray,
+              prefix: str = "baseline.") -> np.ndarray:
+    """The meta-learned baseline's value per observation (a tanh MLP, linear output)."""
+    if f"{prefix}0.weight" not in params:
+        raise ValueError(f"the parameters hold no {prefix}* value network")
+    return tanh_mlp(params, obs_norm, prefix, linear_last=True)[:, 0]
 
 
 def learned_advantages(
