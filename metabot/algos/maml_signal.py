@@ -4,13 +4,19 @@
         --n-tasks 256 --episodes 1 10 --json bench/arm2d-reach_pg_signal.json
 
 For each of ``--n-tasks`` training tasks, the dr policy (its mean plus Gaussian noise of each
-``--log-stds``) runs ``max(--episodes)`` episodes. Two statistics of the first k episodes
+``--log-stds``) runs ``max(--episodes)`` episodes. Three statistics of the first k episodes
 are then read out, across tasks, by a cross-validated ridge regression onto the task's true
 (normalized) dynamics parameters, the oracle's inputs:
 
 - ``pg``: the policy gradient of the head (ProMP's inner step: linear-baseline GAE
   advantages, normalized), which is all a policy-gradient inner step of anil adds to the
   policy (maml's step is the same advantage-weighted noise, through every layer);
+- ``pg_td<lambda>``: the same head gradient, but with GAE(lambda) of TD residuals (each of
+  ``--td-lambdas``; lambda 0 is the one-step residual) against a value function shared by
+  all tasks (ridge on the dr policy's body features, fitted to
+  discounted returns across every task): the advantage a meta-learned baseline
+  (``inner_baseline=learned``) could give at best, since a TD residual sees where the
+  dynamics took the arm after each noisy action;
 - ``sysid``: the least-squares fit of the next normalized observation's change on the
   observation and the last 7 applied actions, the regression an engineer would run for
   system identification (and what the model inner loss's step builds on).
@@ -76,6 +82,36 @@ def pg_statistic(policy: torch.nn.Module, params: dict[str, torch.Tensor], e: An
     return np.concatenate([g_w.ravel(), g_b])
 
 
+def shared_value_fn(feats: list[np.ndarray], episodes: list[Any], gamma: float,
+                    reg: float = 1e-3) -> np.ndarray:
+    """Ridge weights of V(s) = [features, 1] @ w fitted to the discounted returns of every
+    task's episodes at once: one value function for the whole distribution, blind to the
+    task, as a meta-learned baseline is."""
+    from metabot.runtime.head import discounted_returns
+
+    x = np.concatenate([np.c_[f, np.ones(len(f))] for f in feats])
+    y = np.concatenate([discounted_returns(np.asarray(e.rewards, dtype=np.float64),
+                                           np.asarray(e.ends, dtype=bool), gamma)
+                        for e in episodes])
+    return np.linalg.solve(x.T @ x + reg * np.eye(x.shape[1]), x.T @ y)
+
+
+def td_pg_statistic(feats: np.ndarray, params: dict[str, torch.Tensor], e: Any,
+                    value_w: np.ndarray, gamma: float, lam: float = 0.0) -> np.ndarray:
+    """The head's policy gradient with GAE(lam) advantages against the shared value."""
+    from metabot.algos.maml_numpy_head import head_gradient
+    from metabot.runtime.head import gae
+
+    values = np.c_[feats, np.ones(len(feats))] @ value_w
+    adv = gae(np.asarray(e.rewards, dtype=np.float64), values,
+              np.asarray(e.ends, dtype=bool), gamma, lam)
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    g_w, g_b = head_gradient(feats, e.actions, adv, params["head.weight"].double().numpy(),
+                             params["head.bias"].double().numpy(),
+                             params["log_std"].double().numpy())
+    return np.concatenate([g_w.ravel(), g_b])
+
+
 def sysid_statistic(e: Any, lags: int = 6) -> np.ndarray:
     """Least-squares d(obs_norm) ~ [obs_norm, the applied action and its ``lags`` past
     values, 1] within episodes, flattened: the model inner loss's regression without z
@@ -90,7 +126,8 @@ def sysid_statistic(e: Any, lags: int = 6) -> np.ndarray:
 
 
 def measure(tasks: str, dr_run: str, log_stds: list[float], n_tasks: int,
-            episodes: list[int], seed: int) -> dict[str, Any]:
+            episodes: list[int], seed: int,
+            td_lambdas: tuple[float, ...] = (0.0, 0.9)) -> dict[str, Any]:
     from metabot.algos import gradient_functional as gf
     from metabot.algos.envs import EnvBatch
     from metabot.algos.gradient_agent import GradientAgent
@@ -125,8 +162,15 @@ def measure(tasks: str, dr_run: str, log_stds: list[float], n_tasks: int,
             envs.close()
         for k in episodes:
             first = [e.first(k) for e in eps]
+            with torch.no_grad():
+                feats = [agent.policy.features(torch.as_tensor(e.obs_norm, dtype=torch.float32))
+                         .double().numpy() for e in first]
+            value_w = shared_value_fn(feats, first, 0.99)
             stats = {"pg": np.stack([pg_statistic(agent.policy, params, e, 0.99)
                                      for e in first]),
+                     **{f"pg_td{lam:g}": np.stack([
+                         td_pg_statistic(f, params, e, value_w, 0.99, lam)
+                         for f, e in zip(feats, first, strict=True)]) for lam in td_lambdas},
                      "sysid": np.stack([sysid_statistic(e) for e in first])}
             for name, x in stats.items():
                 r2 = ridge_r2(x, truth, seed=seed)
@@ -134,7 +178,7 @@ def measure(tasks: str, dr_run: str, log_stds: list[float], n_tasks: int,
                              "dim": int(x.shape[1]),
                              "r2": {n: round(float(v), 3) for n, v in zip(names, r2, strict=True)},
                              "mean_r2": round(float(np.mean(r2)), 3)})
-                print(f"log_std {log_std:+.2f}  k={k:2d}  {name:5s}  mean R^2 "
+                print(f"log_std {log_std:+.2f}  k={k:2d}  {name:8s}  mean R^2 "
                       f"{np.mean(r2):+.3f}  " + " ".join(f"{v:+.2f}" for v in r2), flush=True)
         print(f"  ({steps} env steps in {time.perf_counter() - t0:.0f} s)", flush=True)
     return {"tasks": tasks, "dr_run": str(dr_run), "dr_log_std": dr_log_std,
@@ -150,12 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-stds", type=float, nargs="+", default=[-3.3, -1.6, -0.7])
     ap.add_argument("--n-tasks", type=int, default=256)
     ap.add_argument("--episodes", type=int, nargs="+", default=[1, 10])
+    ap.add_argument("--td-lambdas", type=float, nargs="+", default=[0.0, 0.9])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     if args.n_tasks < 10 or min(args.episodes) < 1:
         ap.error("--n-tasks must be >= 10 (5 folds) and --episodes >= 1")
-    out = measure(args.tasks, args.dr, args.log_stds, args.n_tasks, args.episodes, args.seed)
+    if not all(0.0 <= lam <= 1.0 for lam in args.td_lambdas):
+        ap.error("--td-lambdas must lie in [0, 1]")
+    out = measure(args.tasks, args.dr, args.log_stds, args.n_tasks, args.episodes, args.seed,
+                  tuple(args.td_lambdas))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.json.with_suffix(".tmp")
