@@ -147,6 +147,10 @@ class GymDistribution:
         return self._sampler.oracle_dim
 
     @property
+    def oracle_names(self) -> list[str]:
+        return self._sampler.oracle_names
+
+    @property
     def robot(self) -> str:
         return self.spec.robot
 

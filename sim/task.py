@@ -243,5 +243,10 @@ class SpecSampler:
     def oracle_dim(self) -> int:
         return sum(self.counts[p.name] for p in self.varying)
 
+    @property
+    def oracle_names(self) -> list[str]:
+        """One name per oracle feature, in order: ``param[element]``."""
+        return [f"{p.name}[{i}]" for p in self.varying for i in range(self.counts[p.name])]
+
     def ranges(self) -> dict:
         return {p.name: {**p.to_dict(), "count": self.counts[p.name]} for p in self.spec.params}

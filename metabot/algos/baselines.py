@@ -32,6 +32,43 @@ class MLPConfig(PPOConfig):
     critic_privileged: bool = True
 
 
+@dataclass(frozen=True)
+class PartialOracleConfig(MLPConfig):
+    # Dynamics parameters the oracle is not told: "servo_gain" (every element) or
+    # "servo_gain[1]". Their features are held at the distribution's mean, in the actor and
+    # the critic. Why: an oracle blind to X bounds what a policy that cannot infer X can
+    # score, which prices each parameter (docs/algorithms.md, "What each parameter is worth").
+    hide: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.hide:
+            from metabot.errors import ConfigError
+
+            raise ConfigError("config key 'hide' must name at least one dynamics parameter "
+                              "(hiding none is the `oracle` algorithm)")
+
+
+def hidden_feature_indices(dist: Any, hide: tuple[str, ...]) -> list[int]:
+    """Indices into ``dist.oracle_features`` of the names in ``hide`` (ConfigError naming
+    the unknown ones and the known ones)."""
+    from metabot.errors import ConfigError
+
+    if not hide:
+        return []
+    names = getattr(dist, "oracle_names", None)
+    if names is None:
+        raise ConfigError(f"config key 'hide': {dist.name} does not name its oracle features")
+    out: list[int] = []
+    for h in hide:
+        match = [i for i, n in enumerate(names) if n == h or n.split("[")[0] == h]
+        if not match:
+            raise ConfigError(f"config key 'hide': {h!r} is not a dynamics parameter of "
+                              f"{dist.name} (known: {', '.join(names)})")
+        out.extend(i for i in match if i not in out)
+    return sorted(out)
+
+
 def sample_batch(algo: Algorithm, n: int) -> EnvBatch:
     """Fresh training tasks and envs for this iteration (seeded by seed and iteration)."""
     tasks = algo.dist.sample(n, split="train", seed=derive_seed(algo.seed, algo.iteration, 1))
@@ -159,6 +196,7 @@ class _MLPBaseline(FeedForwardPPO):
             dist.obs_dim, dist.act_dim, dist.oracle_dim, algo=self.name,
             use_privileged=self.use_privileged, critic_privileged=config.critic_privileged,
             hidden=list(config.hidden), init_log_std=config.init_log_std,
+            hidden_features=hidden_feature_indices(dist, getattr(config, "hide", ())),
         )
         self.setup_optimizer(list(self.agent.parameters()))
 
@@ -185,3 +223,13 @@ class Oracle(_MLPBaseline):
 
     name = "oracle"
     use_privileged = True
+
+
+@register
+class PartialOracle(Oracle):
+    """`partial-oracle`: the oracle not told the dynamics parameters in `hide`. A separate
+    algorithm, not an oracle option, so the oracle's config (and every digest of a shipped
+    oracle) stays as it was."""
+
+    name = "partial-oracle"
+    Config = PartialOracleConfig

@@ -143,8 +143,7 @@ def measure(tasks: str, dr_run: str, log_stds: list[float], n_tasks: int,
     warm_start_from_dr(agent, dr_run, dist)
     dr_log_std = float(agent.policy.log_std.detach().mean())
     task_list = dist.sample(n_tasks, split="train", seed=seed)
-    sampler = getattr(dist, "_sampler", dist)  # the arm distributions wrap a TaskSampler
-    names = [f"{p.name}[{i}]" for p in sampler.varying for i in range(sampler.counts[p.name])]
+    names = list(dist.oracle_names)
     print("parameters:", " ".join(names), flush=True)
     rows = []
     for log_std in log_stds:
