@@ -4,7 +4,7 @@ prices each parameter (docs/algorithms.md, "What each parameter is worth")."""
 import pytest
 import torch
 
-from metabot.algos.baselines import hidden_feature_indices
+from metabot.algos.baselines import privileged_indices
 from metabot.algos.runs import load_agent
 from metabot.algos.trainer import get_distribution, train
 from metabot.errors import ConfigError
@@ -20,14 +20,14 @@ def arm2d():
 def test_names_resolve_to_feature_columns(arm2d):
     names = arm2d.oracle_names
     assert len(names) == arm2d.oracle_dim
-    gains = hidden_feature_indices(arm2d, ("servo_gain",))
+    gains = privileged_indices(arm2d, ("servo_gain",))
     assert [names[i] for i in gains] == ["servo_gain[0]", "servo_gain[1]"]
-    assert hidden_feature_indices(arm2d, ("servo_gain[1]", "payload")) == sorted(
+    assert privileged_indices(arm2d, ("servo_gain[1]", "payload")) == sorted(
         [names.index("servo_gain[1]"), names.index("payload[0]")])
     with pytest.raises(ConfigError, match="'servo_gian' is not a dynamics parameter.*servo_gain"):
-        hidden_feature_indices(arm2d, ("servo_gian",))
+        privileged_indices(arm2d, ("servo_gian",))
     with pytest.raises(ConfigError, match="does not name its oracle features"):
-        hidden_feature_indices(get_distribution("toy-reach"), ("gain",))
+        privileged_indices(get_distribution("toy-reach"), ("gain",))
 
 
 def test_a_trained_blind_oracle_ignores_the_hidden_parameters_after_reload(tmp_path, arm2d):
@@ -36,7 +36,7 @@ def test_a_trained_blind_oracle_ignores_the_hidden_parameters_after_reload(tmp_p
                 overrides={**SMALL, "hide": ["servo_gain"]}, progress=False)
     agent, info = load_agent(run)
     assert info["config"]["hide"] == ["servo_gain"]
-    gains = hidden_feature_indices(arm2d, ("servo_gain",))
+    gains = privileged_indices(arm2d, ("servo_gain",))
     obs = torch.randn(5, arm2d.obs_dim)
     priv = torch.rand(5, arm2d.oracle_dim) * 2 - 1
     other = priv.clone()
@@ -45,7 +45,7 @@ def test_a_trained_blind_oracle_ignores_the_hidden_parameters_after_reload(tmp_p
         assert torch.equal(agent.actor_mean(obs, priv), agent.actor_mean(obs, other))
         assert torch.equal(agent.value(obs, priv), agent.value(obs, other))
         seen = priv.clone()
-        seen[:, hidden_feature_indices(arm2d, ("payload",))] += 0.5
+        seen[:, privileged_indices(arm2d, ("payload",))] += 0.5
         assert not torch.equal(agent.actor_mean(obs, priv), agent.actor_mean(obs, seen))
 
 

@@ -115,22 +115,22 @@ class MLPAgent(Agent):
         critic_privileged: bool = True,
         hidden: tuple[int, ...] | list[int] = (256, 256),
         init_log_std: float = -0.5,
-        hidden_features: tuple[int, ...] | list[int] = (),
+        hide_privileged: tuple[int, ...] | list[int] = (),
     ):
         hidden = list(hidden)
-        extra = {"hidden_features": sorted(int(i) for i in hidden_features)} \
-            if hidden_features else {}
+        extra = {"hide_privileged": sorted(int(i) for i in hide_privileged)} \
+            if hide_privileged else {}
         super().__init__(
             obs_dim, act_dim, privileged_dim, algo=algo, use_privileged=use_privileged,
             critic_privileged=critic_privileged, hidden=hidden, init_log_std=init_log_std,
             **extra,
         )
-        # The oracle's `hide`: these normalized features are held at 0, their mean. A plain
+        # partial-oracle's `hide`: these normalized features are held at 0, their mean. A plain
         # tensor, not a buffer, so agents saved before the option load unchanged.
         self._priv_mask = None
-        if hidden_features:
+        if hide_privileged:
             self._priv_mask = torch.ones(privileged_dim)
-            self._priv_mask[list(hidden_features)] = 0.0
+            self._priv_mask[list(hide_privileged)] = 0.0
         self.algo = algo
         self.use_privileged = bool(use_privileged and privileged_dim > 0)
         self.critic_privileged = bool(critic_privileged and privileged_dim > 0)

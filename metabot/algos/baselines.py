@@ -49,7 +49,7 @@ class PartialOracleConfig(MLPConfig):
                               "(hiding none is the `oracle` algorithm)")
 
 
-def hidden_feature_indices(dist: Any, hide: tuple[str, ...]) -> list[int]:
+def privileged_indices(dist: Any, hide: tuple[str, ...]) -> list[int]:
     """Indices into ``dist.oracle_features`` of the names in ``hide`` (ConfigError naming
     the unknown ones and the known ones)."""
     from metabot.errors import ConfigError
@@ -196,7 +196,7 @@ class _MLPBaseline(FeedForwardPPO):
             dist.obs_dim, dist.act_dim, dist.oracle_dim, algo=self.name,
             use_privileged=self.use_privileged, critic_privileged=config.critic_privileged,
             hidden=list(config.hidden), init_log_std=config.init_log_std,
-            hidden_features=hidden_feature_indices(dist, getattr(config, "hide", ())),
+            hide_privileged=privileged_indices(dist, getattr(config, "hide", ())),
         )
         self.setup_optimizer(list(self.agent.parameters()))
 

@@ -66,20 +66,24 @@ def ridge_r2(x: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0,
     return best
 
 
-def pg_statistic(policy: torch.nn.Module, params: dict[str, torch.Tensor], e: Any,
-                 gamma: float) -> np.ndarray:
-    """The head's policy gradient on these episodes (flattened W then b)."""
+def head_pg(feats: np.ndarray, actions: np.ndarray, adv: np.ndarray,
+            params: dict[str, torch.Tensor]) -> np.ndarray:
+    """The head's policy gradient for these advantages, flattened: W's rows, then b."""
     from metabot.algos.maml_numpy_head import head_gradient
-    from metabot.runtime.head import advantages
 
-    with torch.no_grad():
-        feats = policy.features(torch.as_tensor(e.obs_norm, dtype=torch.float32)).double()
-    adv = advantages(e.obs_norm, e.rewards, e.ends, gamma=gamma, lam=1.0)
-    g_w, g_b = head_gradient(feats.numpy(), e.actions, adv,
-                             params["head.weight"].double().numpy(),
+    g_w, g_b = head_gradient(feats, actions, adv, params["head.weight"].double().numpy(),
                              params["head.bias"].double().numpy(),
                              params["log_std"].double().numpy())
     return np.concatenate([g_w.ravel(), g_b])
+
+
+def pg_statistic(feats: np.ndarray, params: dict[str, torch.Tensor], e: Any,
+                 gamma: float) -> np.ndarray:
+    """The head's policy gradient with ProMP's advantages (linear baseline, lambda 1)."""
+    from metabot.runtime.head import advantages
+
+    adv = advantages(e.obs_norm, e.rewards, e.ends, gamma=gamma, lam=1.0)
+    return head_pg(feats, e.actions, adv, params)
 
 
 def shared_value_fn(feats: list[np.ndarray], episodes: list[Any], gamma: float,
@@ -99,17 +103,12 @@ def shared_value_fn(feats: list[np.ndarray], episodes: list[Any], gamma: float,
 def td_pg_statistic(feats: np.ndarray, params: dict[str, torch.Tensor], e: Any,
                     value_w: np.ndarray, gamma: float, lam: float = 0.0) -> np.ndarray:
     """The head's policy gradient with GAE(lam) advantages against the shared value."""
-    from metabot.algos.maml_numpy_head import head_gradient
     from metabot.runtime.head import gae
 
     values = np.c_[feats, np.ones(len(feats))] @ value_w
     adv = gae(np.asarray(e.rewards, dtype=np.float64), values,
               np.asarray(e.ends, dtype=bool), gamma, lam)
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    g_w, g_b = head_gradient(feats, e.actions, adv, params["head.weight"].double().numpy(),
-                             params["head.bias"].double().numpy(),
-                             params["log_std"].double().numpy())
-    return np.concatenate([g_w.ravel(), g_b])
+    return head_pg(feats, e.actions, (adv - adv.mean()) / (adv.std() + 1e-8), params)
 
 
 def sysid_statistic(e: Any, lags: int = 6) -> np.ndarray:
@@ -165,8 +164,8 @@ def measure(tasks: str, dr_run: str, log_stds: list[float], n_tasks: int,
                 feats = [agent.policy.features(torch.as_tensor(e.obs_norm, dtype=torch.float32))
                          .double().numpy() for e in first]
             value_w = shared_value_fn(feats, first, 0.99)
-            stats = {"pg": np.stack([pg_statistic(agent.policy, params, e, 0.99)
-                                     for e in first]),
+            stats = {"pg": np.stack([pg_statistic(f, params, e, 0.99)
+                                     for f, e in zip(feats, first, strict=True)]),
                      **{f"pg_td{lam:g}": np.stack([
                          td_pg_statistic(f, params, e, value_w, 0.99, lam)
                          for f, e in zip(feats, first, strict=True)]) for lam in td_lambdas},
