@@ -24,6 +24,7 @@ from metabot.algos.ppo import (
 )
 from metabot.algos.registry import register
 from metabot.algos.rollout import Rollout, collect
+from metabot.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,6 @@ class PartialOracleConfig(MLPConfig):
     def validate(self) -> None:
         super().validate()
         if not self.hide:
-            from metabot.errors import ConfigError
-
             raise ConfigError("config key 'hide' must name at least one dynamics parameter "
                               "(hiding none is the `oracle` algorithm)")
 
@@ -52,8 +51,6 @@ class PartialOracleConfig(MLPConfig):
 def privileged_indices(dist: Any, hide: tuple[str, ...]) -> list[int]:
     """Indices into ``dist.oracle_features`` of the names in ``hide`` (ConfigError naming
     the unknown ones and the known ones)."""
-    from metabot.errors import ConfigError
-
     if not hide:
         return []
     names = getattr(dist, "oracle_names", None)
@@ -196,9 +193,13 @@ class _MLPBaseline(FeedForwardPPO):
             dist.obs_dim, dist.act_dim, dist.oracle_dim, algo=self.name,
             use_privileged=self.use_privileged, critic_privileged=config.critic_privileged,
             hidden=list(config.hidden), init_log_std=config.init_log_std,
-            hide_privileged=privileged_indices(dist, getattr(config, "hide", ())),
+            hide_privileged=self.hidden_privileged(dist, config),
         )
         self.setup_optimizer(list(self.agent.parameters()))
+
+    def hidden_privileged(self, dist: Any, config: MLPConfig) -> list[int]:
+        """Oracle features the agent is not shown (partial-oracle's `hide`)."""
+        return []
 
     def train_iteration(self) -> dict[str, float]:
         return self.ppo_iteration()
@@ -233,3 +234,6 @@ class PartialOracle(Oracle):
 
     name = "partial-oracle"
     Config = PartialOracleConfig
+
+    def hidden_privileged(self, dist: Any, config: PartialOracleConfig) -> list[int]:
+        return privileged_indices(dist, config.hide)
